@@ -1,0 +1,88 @@
+/**
+ * Sets of Unicode code points as sorted, disjoint, non-adjacent inclusive ranges,
+ * flattened: `[lo0, hi0, lo1, hi1, ...]`. Character classes of Go patterns are built
+ * and folded here before they are written out as JavaScript regexp source.
+ *
+ * @module
+ */
+
+import { FOLD_ORBITS } from "./unicode_data.ts";
+
+/** A normalized set of code points: `[lo0, hi0, lo1, hi1, ...]`. */
+export type CodeSet = readonly number[];
+
+/** The largest Unicode code point. */
+export const MAX_RUNE = 0x10ffff;
+
+/** Sorts and merges arbitrary ranges into a normalized {@linkcode CodeSet}. */
+export function normalize(ranges: readonly number[]): CodeSet {
+  const pairs: [number, number][] = [];
+  for (let i = 0; i < ranges.length; i += 2) pairs.push([ranges[i], ranges[i + 1]]);
+  pairs.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
+  const out: number[] = [];
+  for (const [lo, hi] of pairs) {
+    const last = out.length - 1;
+    if (last > 0 && lo <= out[last] + 1) {
+      if (hi > out[last]) out[last] = hi;
+    } else {
+      out.push(lo, hi);
+    }
+  }
+  return out;
+}
+
+/** Every code point not in `set`. */
+export function negate(set: CodeSet): CodeSet {
+  const out: number[] = [];
+  let next = 0;
+  for (let i = 0; i < set.length; i += 2) {
+    if (set[i] > next) out.push(next, set[i] - 1);
+    next = set[i + 1] + 1;
+  }
+  if (next <= MAX_RUNE) out.push(next, MAX_RUNE);
+  return out;
+}
+
+/** Whether `cp` is in `set` (binary search). */
+export function contains(set: CodeSet, cp: number): boolean {
+  let lo = 0;
+  let hi = set.length / 2 - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (cp < set[2 * mid]) hi = mid - 1;
+    else if (cp > set[2 * mid + 1]) lo = mid + 1;
+    else return true;
+  }
+  return false;
+}
+
+let orbits: number[][] | undefined;
+let orbitOf: Map<number, number[]> | undefined;
+
+function foldTables(): { orbits: number[][]; orbitOf: Map<number, number[]> } {
+  if (!orbits || !orbitOf) {
+    orbits = FOLD_ORBITS.split(";").map((o) => o.split(",").map((h) => parseInt(h, 16)));
+    orbitOf = new Map();
+    for (const orbit of orbits) for (const cp of orbit) orbitOf.set(cp, orbit);
+  }
+  return { orbits, orbitOf };
+}
+
+/**
+ * The code points that Go's `(?i)` treats as equal to `cp` (its simple case-folding
+ * orbit), including `cp` itself.
+ */
+export function foldOrbit(cp: number): readonly number[] {
+  return foldTables().orbitOf.get(cp) ?? [cp];
+}
+
+/** `set` closed under case folding, as Go builds classes under `(?i)`. */
+export function foldClosure(set: CodeSet): CodeSet {
+  const extra: number[] = [];
+  for (const orbit of foldTables().orbits) {
+    if (orbit.some((cp) => contains(set, cp))) {
+      for (const cp of orbit) extra.push(cp, cp);
+    }
+  }
+  return extra.length === 0 ? set : normalize([...set, ...extra]);
+}

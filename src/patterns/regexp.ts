@@ -1,0 +1,85 @@
+/**
+ * Go `regexp` patterns, run by V8. A pattern is parsed with Go's rules
+ * ({@linkcode parseGoRegexp}), written as flag-free JavaScript source
+ * ({@linkcode emitSource}) and checked to be accepted by V8's linear-time engine. At
+ * run time V8's fast backtracking engine matches, and falls back to the linear-time
+ * engine when a line makes it backtrack too much (the V8 flags in deno.json), so no
+ * pattern can make a check hang.
+ *
+ * @example
+ * ```ts
+ * const result = compileGoRegexp("^-A INPUT -i lo -j ACCEPT$");
+ * if (result.ok) result.regexp.test("-A INPUT -i lo -j ACCEPT"); // true
+ * ```
+ *
+ * @module
+ */
+
+import { emitSource, type Variant } from "./emit.ts";
+import { GoSyntaxError, type Node, parseGoRegexp } from "./syntax.ts";
+import type { CompileResult, GoRegexp } from "./types.ts";
+
+const SURROGATE = /[\ud800-\udfff]/;
+
+/** Whether V8 runs with the linear-time engine available (`--enable-experimental-regexp-engine`). */
+export const linearEngineAvailable: boolean = (() => {
+  try {
+    new RegExp("a", "l");
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/** Whether `line` holds a surrogate pair, i.e. a code point outside the BMP. */
+export function hasAstral(line: string): boolean {
+  return SURROGATE.test(line);
+}
+
+/** Compiles JavaScript source and proves V8's linear-time engine accepts it. */
+export function compileLinear(source: string): RegExp {
+  if (linearEngineAvailable) new RegExp(source, "l");
+  return new RegExp(source);
+}
+
+class CompiledGoRegexp implements GoRegexp {
+  #full: RegExp | undefined;
+
+  constructor(
+    readonly source: string,
+    readonly node: Node,
+    readonly bmp: RegExp,
+  ) {}
+
+  /** The variant for lines with astral code points, compiled on first need. */
+  get full(): RegExp {
+    return this.#full ??= compileLinear(emitSource(this.node, "full"));
+  }
+
+  test(line: string): boolean {
+    return hasAstral(line) ? this.full.test(line) : this.bmp.test(line);
+  }
+}
+
+/** Parses and compiles one allowlist pattern with Go's meaning. */
+export function compileGoRegexp(source: string): CompileResult {
+  let node: Node;
+  try {
+    node = parseGoRegexp(source);
+  } catch (error) {
+    if (error instanceof GoSyntaxError) return { ok: false, message: error.message };
+    throw error;
+  }
+  try {
+    const regexp = new CompiledGoRegexp(source, node, compileLinear(emitSource(node, "bmp")));
+    regexp.full; // compile now, so a pattern V8 cannot take is reported now, not mid-check
+    return { ok: true, regexp };
+  } catch (error) {
+    return { ok: false, message: `pattern cannot be matched in linear time: ${String(error)}` };
+  }
+}
+
+/** The JavaScript source of `node` for lines of the given kind (for combining patterns). */
+export function sourceFor(regexp: GoRegexp, variant: Variant): string | undefined {
+  return regexp instanceof CompiledGoRegexp ? emitSource(regexp.node, variant) : undefined;
+}
