@@ -1,0 +1,57 @@
+/**
+ * azure-iptables-monitor: tells whether a Kubernetes node holds iptables rules that no
+ * allowlist expects. Wiring only: command line -> config -> one check or the daemon.
+ *
+ * @module
+ */
+
+import { parseCommandLine } from "./src/cli/config.ts";
+import { exitCodeFor } from "./src/check.ts";
+import { linearEngineAvailable } from "./src/patterns/regexp.ts";
+import { formatJsonReport } from "./src/report/json.ts";
+import { createLogger } from "./src/report/log.ts";
+import { formatTextReport } from "./src/report/text.ts";
+import { runDaemon } from "./src/daemon.ts";
+import { scan } from "./src/scan.ts";
+
+async function writeAll(stream: { write(p: Uint8Array): Promise<number> }, text: string) {
+  let bytes = new TextEncoder().encode(text);
+  while (bytes.length > 0) bytes = bytes.subarray(await stream.write(bytes));
+}
+
+async function main(args: string[]): Promise<number> {
+  const commandLine = parseCommandLine(args, Deno.env.toObject());
+  if (commandLine.kind === "exit") {
+    await writeAll(Deno.stdout, commandLine.stdout);
+    await writeAll(Deno.stderr, commandLine.stderr);
+    return commandLine.code;
+  }
+  const { config } = commandLine;
+  const log = createLogger({
+    verbosity: config.verbosity,
+    skipHeaders: config.skipHeaders,
+    addDirHeader: config.addDirHeader,
+  });
+  if (!linearEngineAvailable) {
+    log.warning(
+      "V8's linear-time regexp engine is off, so a hostile pattern could slow checks down: " +
+        "run the compiled binary or `deno task monitor`, which set its V8 flags",
+    );
+  }
+  if (!config.once) return await runDaemon(config, log);
+  const report = await scan(config, { log });
+  const output = config.output === "json" ? formatJsonReport(report) : formatTextReport(report);
+  await writeAll(Deno.stdout, output);
+  return exitCodeFor(report);
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exitCode = await main(Deno.args);
+  } catch (error) {
+    // A bug, not bad input: still one line, never a stack trace for the operator.
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(`azure-iptables-monitor: internal error: ${message}`);
+    Deno.exitCode = 2;
+  }
+}

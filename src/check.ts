@@ -1,0 +1,172 @@
+/**
+ * One check, decided without I/O: allowlists and rules in, verdict out. Everything
+ * read at the edges (files, commands) arrives here as data; reporters and the
+ * Kubernetes client take the result.
+ *
+ * @module
+ */
+
+import type { Allowlist, PatternEntry } from "./patterns/allowlist.ts";
+import { TableMatcher } from "./patterns/matcher.ts";
+import { type Family, type FamilyRead, type Rule, TABLES } from "./iptables/types.ts";
+
+/** A rule no pattern allowed. */
+export interface UnexpectedRule {
+  chain: string;
+  rule: string;
+}
+
+/** One table of one source: how many lines were checked, which were unexpected. */
+export interface TableVerdict {
+  table: string;
+  rules: number;
+  unexpected: UnexpectedRule[];
+}
+
+/** One backend of one family (e.g. `iptables-nft-save (nf_tables)`). */
+export interface SourceVerdict {
+  family: Family;
+  source: string;
+  tables: TableVerdict[];
+}
+
+/** Something that could not be read or compiled. */
+export interface CheckError {
+  kind: "pattern" | "allowlist" | "iptables" | "rules-file";
+  family: Family;
+  file?: string;
+  line?: number;
+  source?: string;
+  message: string;
+}
+
+/**
+ * `"true"`: user rules found. `"false"`: everything was read and every rule was
+ * expected. `"unknown"`: nothing unexpected in what could be read, but something could
+ * not be read, so "false" would be a guess.
+ */
+export type Verdict = "true" | "false" | "unknown";
+
+/** The result of one check: the JSON report's content. */
+export interface CheckReport {
+  node: string | null;
+  verdict: Verdict;
+  families: SourceVerdict[];
+  errors: CheckError[];
+}
+
+/** What one family brings to a check. */
+export interface FamilyInput {
+  family: Family;
+  allowlist: Allowlist;
+  read: FamilyRead;
+}
+
+/** Called for each rule a pattern allowed, when the caller wants to log it (`-v 3`). */
+export type MatchListener = (
+  match: { family: Family; source: string; table: string; rule: Rule; pattern: PatternEntry },
+) => void;
+
+const READ_ERROR_KINDS = new Set(["allowlist", "iptables", "rules-file"]);
+
+/** Decides which rules are unexpected, and the verdict, for the given families. */
+export function checkRules(
+  inputs: readonly FamilyInput[],
+  options: { node: string | null; onMatch?: MatchListener; cache?: FamilyCaches },
+): CheckReport {
+  const families: SourceVerdict[] = [];
+  const errors: CheckError[] = [];
+  for (const { family, allowlist, read } of inputs) {
+    for (const error of allowlist.errors) errors.push({ ...error, family });
+    for (const error of read.errors) {
+      errors.push({ kind: error.kind, family, source: error.source, message: error.message });
+    }
+    if (!allowlist.readable) continue;
+    const caches = options.cache?.forFamily(family, allowlist.version);
+    const matchers = new Map<string, TableMatcher>();
+    for (const source of read.sources) {
+      const tables: TableVerdict[] = [];
+      for (const { table, rules } of source.tables) {
+        if (!(TABLES as readonly string[]).includes(table)) continue;
+        let matcher = matchers.get(table);
+        if (!matcher) {
+          matcher = new TableMatcher([
+            ...(allowlist.patterns.get(table) ?? []),
+            ...(allowlist.patterns.get("global") ?? []),
+          ]);
+          matchers.set(table, matcher);
+        }
+        const known = caches?.table(table);
+        const unexpected: UnexpectedRule[] = [];
+        for (const rule of rules) {
+          let allowed = known?.get(rule.text);
+          if (allowed === undefined) {
+            allowed = matcher.matches(rule.text);
+            known?.set(rule.text, allowed);
+          }
+          if (!allowed) {
+            unexpected.push({ chain: rule.chain, rule: rule.text });
+          } else if (options.onMatch) {
+            const pattern = matcher.firstMatch(rule.text);
+            if (pattern) {
+              options.onMatch({ family, source: source.source, table, rule, pattern });
+            }
+          }
+        }
+        tables.push({ table, rules: rules.length, unexpected });
+      }
+      families.push({ family, source: source.source, tables });
+    }
+  }
+  const anyUnexpected = families.some((f) => f.tables.some((t) => t.unexpected.length > 0));
+  const incomplete = errors.some((e) => READ_ERROR_KINDS.has(e.kind));
+  return {
+    node: options.node,
+    verdict: anyUnexpected ? "true" : incomplete ? "unknown" : "false",
+    families,
+    errors,
+  };
+}
+
+/**
+ * Verdicts by rule text, kept across the checks of a running daemon: a rule seen before
+ * under the same patterns is not matched again. Emptied for a family whenever its
+ * patterns change.
+ */
+export class FamilyCaches {
+  #families = new Map<Family, { version: string; tables: Map<string, Map<string, boolean>> }>();
+
+  /** The per-table caches of `family`, reset when `version` differs from last time. */
+  forFamily(family: Family, version: string): { table(name: string): Map<string, boolean> } {
+    let entry = this.#families.get(family);
+    if (!entry || entry.version !== version) {
+      entry = { version, tables: new Map() };
+      this.#families.set(family, entry);
+    }
+    const tables = entry.tables;
+    return {
+      table(name: string) {
+        let cache = tables.get(name);
+        if (!cache) {
+          cache = new Map();
+          tables.set(name, cache);
+        }
+        return cache;
+      },
+    };
+  }
+
+  /** Drops verdicts of rules not seen in the last check, so the cache cannot grow forever. */
+  prune(seen: (family: Family, table: string, rule: string) => boolean): void {
+    for (const [family, entry] of this.#families) {
+      for (const [table, cache] of entry.tables) {
+        for (const rule of cache.keys()) if (!seen(family, table, rule)) cache.delete(rule);
+      }
+    }
+  }
+}
+
+/** Exit status of a one-shot check: 1 user rules, 2 could not decide, 0 clean. */
+export function exitCodeFor(report: CheckReport): 0 | 1 | 2 {
+  return report.verdict === "true" ? 1 : report.verdict === "unknown" ? 2 : 0;
+}

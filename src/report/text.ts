@@ -1,0 +1,56 @@
+/**
+ * The text report of `-output text`: a summary a person reads at a glance (one line
+ * per family, source and table), then the unexpected rules, the errors and the verdict.
+ *
+ * @module
+ */
+
+import type { CheckError, CheckReport } from "../check.ts";
+
+/** Describes where an error comes from: `file:line`, the file, or the command. */
+export function errorOrigin(error: CheckError): string {
+  if (error.file !== undefined) {
+    return error.line !== undefined ? `${error.file}:${error.line}` : error.file;
+  }
+  return error.source ?? error.family;
+}
+
+const VERDICT_TEXT = {
+  true: 'user iptables rules found (label "true")',
+  false: 'no user iptables rules (label "false")',
+  unknown: "undecided: something could not be read, and nothing unexpected was found in the rest",
+} as const;
+
+/** The text report for one check, ending in a newline. */
+export function formatTextReport(report: CheckReport): string {
+  const rows: string[][] = [["FAMILY", "SOURCE", "TABLE", "RULES", "UNEXPECTED"]];
+  for (const { family, source, tables } of report.families) {
+    if (tables.length === 0) rows.push([family, source, "-", "0", "0"]);
+    for (const { table, rules, unexpected } of tables) {
+      rows.push([family, source, table, String(rules), String(unexpected.length)]);
+    }
+  }
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+  const lines = rows.map((row) =>
+    row.map((cell, column) =>
+      column >= 3 ? cell.padStart(widths[column]) : cell.padEnd(widths[column])
+    ).join("  ").trimEnd()
+  );
+  const unexpected = report.families.flatMap(({ family, tables }) =>
+    tables.flatMap(({ table, unexpected }) =>
+      unexpected.map(({ rule }) => `  ${family} ${table.padEnd(8)} ${rule}`)
+    )
+  );
+  if (unexpected.length > 0) {
+    lines.push("", `Unexpected rules (${unexpected.length}):`, ...unexpected);
+  }
+  if (report.errors.length > 0) {
+    lines.push("", `Errors (${report.errors.length}):`);
+    for (const error of report.errors) {
+      lines.push(`  ${error.kind} ${errorOrigin(error)}: ${error.message}`);
+    }
+  }
+  const node = report.node === null ? "" : ` on node ${report.node}`;
+  lines.push("", `Verdict${node}: ${VERDICT_TEXT[report.verdict]}`);
+  return lines.join("\n") + "\n";
+}

@@ -1,0 +1,112 @@
+/**
+ * One check with its I/O: reads the allowlists and the rules of every family the
+ * config asks for, decides with {@linkcode checkRules}, and logs what a node engineer
+ * needs (every unexpected rule at level 0, details at `-v 2`, each match at `-v 3`).
+ *
+ * @module
+ */
+
+import { type CheckReport, checkRules, type FamilyCaches, type FamilyInput } from "./check.ts";
+import type { Config } from "./cli/config.ts";
+import { readFamily, readRulesFile } from "./iptables/read.ts";
+import type { CommandRunner } from "./iptables/runner.ts";
+import type { Family } from "./iptables/types.ts";
+import { loadAllowlist } from "./patterns/allowlist.ts";
+import { errorOrigin } from "./report/text.ts";
+import type { Logger } from "./report/log.ts";
+
+/** How long one `iptables-save` may take before it is killed. */
+export const SAVE_TIMEOUT_MS = 60_000;
+
+/** The edges a check reads through; tests swap the command runner. */
+export interface ScanDeps {
+  log: Logger;
+  run?: CommandRunner;
+  /** Verdicts kept across checks (daemon only). */
+  cache?: FamilyCaches;
+}
+
+function familiesOf(config: Config): { family: Family; dir: string; rulesFile?: string }[] {
+  const families: { family: Family; dir: string; rulesFile?: string }[] = [
+    { family: "ipv4", dir: config.input, rulesFile: config.rulesFile },
+  ];
+  if (config.ipv6) {
+    families.push({ family: "ipv6", dir: config.input6, rulesFile: config.rulesFile6 });
+  }
+  return families;
+}
+
+/** Runs one check as the config says and logs its findings. */
+export async function scan(config: Config, deps: ScanDeps): Promise<CheckReport> {
+  const { log } = deps;
+  const started = performance.now();
+  const inputs: FamilyInput[] = await Promise.all(
+    familiesOf(config).map(async ({ family, dir, rulesFile }) => {
+      const [allowlist, read] = await Promise.all([
+        loadAllowlist(dir),
+        rulesFile !== undefined
+          ? readRulesFile(rulesFile, family)
+          : readFamily(family, { timeoutMs: SAVE_TIMEOUT_MS, run: deps.run }),
+      ]);
+      return { family, allowlist, read };
+    }),
+  );
+  const read = performance.now();
+  const verbose3 = log.v(3);
+  const report = checkRules(inputs, {
+    node: config.nodeName ?? null,
+    cache: deps.cache,
+    onMatch: verbose3.enabled
+      ? ({ family, table, rule, pattern }) =>
+        verbose3.info(
+          `MATCHED ${family} ${table}: ${rule.text} (pattern ${pattern.file}:${pattern.line} ${
+            JSON.stringify(pattern.regexp.source)
+          })`,
+        )
+      : undefined,
+  });
+  logFindings(report, inputs, log);
+  const details = log.v(2);
+  if (details.enabled) {
+    const rules = report.families.reduce(
+      (sum, f) => sum + f.tables.reduce((n, t) => n + t.rules, 0),
+      0,
+    );
+    details.info(
+      `check done: ${rules} rules in ${report.families.length} sources, verdict ${report.verdict}; ` +
+        `read ${(read - started).toFixed(0)} ms, matched ${
+          (performance.now() - read).toFixed(0)
+        } ms`,
+    );
+  }
+  return report;
+}
+
+function logFindings(report: CheckReport, inputs: FamilyInput[], log: Logger): void {
+  for (const error of report.errors) {
+    const text = `${error.kind} ${errorOrigin(error)}: ${error.message}`;
+    if (error.kind === "pattern") log.warning(`skipped ${text}`);
+    else log.error(text);
+  }
+  for (const { family, source, tables } of report.families) {
+    for (const { table, unexpected } of tables) {
+      for (const { rule } of unexpected) {
+        log.info(`unexpected rule in ${family} ${table} (${source}): ${rule}`);
+      }
+    }
+  }
+  const details = log.v(2);
+  if (details.enabled) {
+    for (const { family, allowlist } of inputs) {
+      const counts = [...allowlist.patterns].map(([name, list]) => `${name}=${list.length}`);
+      details.info(`${family} allowlist ${allowlist.dir}: ${counts.join(" ")}`);
+    }
+    for (const { family, source, tables } of report.families) {
+      for (const { table, rules, unexpected } of tables) {
+        details.info(
+          `${family} ${source} ${table}: ${rules} rules, ${unexpected.length} unexpected`,
+        );
+      }
+    }
+  }
+}
