@@ -20,7 +20,10 @@ async function writeAll(stream: { write(p: Uint8Array): Promise<number> }, text:
 }
 
 async function main(args: string[]): Promise<number> {
-  const commandLine = parseCommandLine(args, Deno.env.toObject());
+  const commandLine = parseCommandLine(args, {
+    NODE_NAME: Deno.env.get("NODE_NAME"),
+    KUBECONFIG: Deno.env.get("KUBECONFIG"),
+  });
   if (commandLine.kind === "exit") {
     await writeAll(Deno.stdout, commandLine.stdout);
     await writeAll(Deno.stderr, commandLine.stderr);

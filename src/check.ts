@@ -67,6 +67,7 @@ export type MatchListener = (
   match: { family: Family; source: string; table: string; rule: Rule; pattern: PatternEntry },
 ) => void;
 
+const TABLE_ORDER: readonly string[] = TABLES;
 const READ_ERROR_KINDS = new Set(["allowlist", "iptables", "rules-file"]);
 
 /** Decides which rules are unexpected, and the verdict, for the given families. */
@@ -87,7 +88,7 @@ export function checkRules(
     for (const source of read.sources) {
       const tables: TableVerdict[] = [];
       for (const { table, rules } of source.tables) {
-        if (!(TABLES as readonly string[]).includes(table)) continue;
+        if (!TABLE_ORDER.includes(table)) continue; // upstream scans exactly these tables
         let matcher = matchers.get(table);
         if (!matcher) {
           matcher = new TableMatcher([
@@ -115,6 +116,7 @@ export function checkRules(
         }
         tables.push({ table, rules: rules.length, unexpected });
       }
+      tables.sort((a, b) => TABLE_ORDER.indexOf(a.table) - TABLE_ORDER.indexOf(b.table));
       families.push({ family, source: source.source, tables });
     }
   }

@@ -12,7 +12,7 @@ import { readFamily, readRulesFile } from "./iptables/read.ts";
 import type { CommandRunner } from "./iptables/runner.ts";
 import type { Family } from "./iptables/types.ts";
 import { loadAllowlist } from "./patterns/allowlist.ts";
-import { errorOrigin } from "./report/text.ts";
+import { describeError } from "./report/text.ts";
 import type { Logger } from "./report/log.ts";
 
 /** How long one `iptables-save` may take before it is killed. */
@@ -84,9 +84,8 @@ export async function scan(config: Config, deps: ScanDeps): Promise<CheckReport>
 
 function logFindings(report: CheckReport, inputs: FamilyInput[], log: Logger): void {
   for (const error of report.errors) {
-    const text = `${error.kind} ${errorOrigin(error)}: ${error.message}`;
-    if (error.kind === "pattern") log.warning(`skipped ${text}`);
-    else log.error(text);
+    if (error.kind === "pattern") log.warning(`skipped invalid pattern ${describeError(error)}`);
+    else log.error(describeError(error));
   }
   for (const { family, source, tables } of report.families) {
     for (const { table, unexpected } of tables) {

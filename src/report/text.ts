@@ -7,12 +7,15 @@
 
 import type { CheckError, CheckReport } from "../check.ts";
 
-/** Describes where an error comes from: `file:line`, the file, or the command. */
-export function errorOrigin(error: CheckError): string {
-  if (error.file !== undefined) {
-    return error.line !== undefined ? `${error.file}:${error.line}` : error.file;
-  }
-  return error.source ?? error.family;
+/**
+ * One line for an error: a pattern as `file:line: reason`, a file as `file reason`
+ * (its messages read on from the path), a command's error as it stands (it names the
+ * command).
+ */
+export function describeError(error: CheckError): string {
+  if (error.kind === "pattern") return `${error.file}:${error.line}: ${error.message}`;
+  if (error.file !== undefined) return `${error.file} ${error.message}`;
+  return error.message;
 }
 
 const VERDICT_TEXT = {
@@ -47,7 +50,7 @@ export function formatTextReport(report: CheckReport): string {
   if (report.errors.length > 0) {
     lines.push("", `Errors (${report.errors.length}):`);
     for (const error of report.errors) {
-      lines.push(`  ${error.kind} ${errorOrigin(error)}: ${error.message}`);
+      lines.push(`  ${describeError(error)}`);
     }
   }
   const node = report.node === null ? "" : ` on node ${report.node}`;

@@ -4,7 +4,8 @@
  * fails, so a green CI never hides a test that did not run.
  */
 
-const inCI = (() => {
+/** Whether this run is CI's (`CI` set): missing requirements fail instead of skipping. */
+export const inCI: boolean = (() => {
   const value = Deno.env.get("CI");
   return value !== undefined && value !== "" && value !== "false" && value !== "0";
 })();
