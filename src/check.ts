@@ -101,10 +101,8 @@ export function checkRules(
         const unexpected: UnexpectedRule[] = [];
         for (const rule of rules) {
           let allowed = known?.get(rule.text);
-          if (allowed === undefined) {
-            allowed = matcher.matches(rule.text);
-            known?.set(rule.text, allowed);
-          }
+          if (allowed === undefined) allowed = matcher.matches(rule.text);
+          known?.set(rule.text, allowed);
           if (!allowed) {
             unexpected.push({ chain: rule.chain, rule: rule.text });
           } else if (options.onMatch) {
@@ -130,41 +128,52 @@ export function checkRules(
   };
 }
 
+/** Verdicts of one table: read from the previous check, written for the next. */
+export interface TableCache {
+  get(rule: string): boolean | undefined;
+  set(rule: string, allowed: boolean): void;
+}
+
 /**
- * Verdicts by rule text, kept across the checks of a running daemon: a rule seen before
- * under the same patterns is not matched again. Emptied for a family whenever its
- * patterns change.
+ * Verdicts by rule text, kept across the checks of a running daemon: a rule seen in the
+ * previous check under the same patterns is not matched again. Each check keeps only
+ * the rules it saw, so the cache never outgrows the ruleset; a change of patterns
+ * empties it.
  */
 export class FamilyCaches {
-  #families = new Map<Family, { version: string; tables: Map<string, Map<string, boolean>> }>();
-
-  /** The per-table caches of `family`, reset when `version` differs from last time. */
-  forFamily(family: Family, version: string): { table(name: string): Map<string, boolean> } {
-    let entry = this.#families.get(family);
-    if (!entry || entry.version !== version) {
-      entry = { version, tables: new Map() };
-      this.#families.set(family, entry);
+  #families = new Map<
+    Family,
+    {
+      version: string;
+      previous: Map<string, Map<string, boolean>>;
+      current: Map<string, Map<string, boolean>>;
     }
-    const tables = entry.tables;
+  >();
+
+  /** Starts a check of `family`: the caches of its tables for patterns at `version`. */
+  forFamily(family: Family, version: string): { table(name: string): TableCache } {
+    const old = this.#families.get(family);
+    const entry = {
+      version,
+      previous: old && old.version === version ? old.current : new Map(),
+      current: new Map<string, Map<string, boolean>>(),
+    };
+    this.#families.set(family, entry);
     return {
-      table(name: string) {
-        let cache = tables.get(name);
-        if (!cache) {
-          cache = new Map();
-          tables.set(name, cache);
+      table(name: string): TableCache {
+        const before = entry.previous.get(name);
+        let now = entry.current.get(name);
+        if (!now) {
+          now = new Map();
+          entry.current.set(name, now);
         }
-        return cache;
+        const next = now;
+        return {
+          get: (rule) => before?.get(rule) ?? next.get(rule),
+          set: (rule, allowed) => void next.set(rule, allowed),
+        };
       },
     };
-  }
-
-  /** Drops verdicts of rules not seen in the last check, so the cache cannot grow forever. */
-  prune(seen: (family: Family, table: string, rule: string) => boolean): void {
-    for (const [family, entry] of this.#families) {
-      for (const [table, cache] of entry.tables) {
-        for (const rule of cache.keys()) if (!seen(family, table, rule)) cache.delete(rule);
-      }
-    }
   }
 }
 
