@@ -12,6 +12,7 @@ import { formatJsonReport } from "./src/report/json.ts";
 import { createLogger } from "./src/report/log.ts";
 import { formatTextReport } from "./src/report/text.ts";
 import { runDaemon } from "./src/daemon.ts";
+import { dryRunReporting, kubeReporting } from "./src/reporting.ts";
 import { scan } from "./src/scan.ts";
 
 async function writeAll(stream: { write(p: Uint8Array): Promise<number> }, text: string) {
@@ -41,8 +42,17 @@ async function main(args: string[]): Promise<number> {
         "run the compiled binary or `deno task monitor`, which set its V8 flags",
     );
   }
-  if (!config.once) return await runDaemon(config, log);
+  const reporting = config.dryRun ? dryRunReporting(config, log) : await kubeReporting(config, log);
+  if (typeof reporting === "string") {
+    log.error(reporting);
+    return 2;
+  }
+  if (!config.once) return await runDaemon(config, { log, reporting });
   const report = await scan(config, { log });
+  const budget = { budgetMs: 10_000, signal: new AbortController().signal };
+  await reporting.reportCheck(report, budget);
+  await reporting.checkBlockedWrites(budget);
+  await reporting.close();
   const output = config.output === "json" ? formatJsonReport(report) : formatTextReport(report);
   await writeAll(Deno.stdout, output);
   return exitCodeFor(report);

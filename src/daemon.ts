@@ -1,45 +1,104 @@
 /**
- * The long-running node agent: a check at start, then one every interval.
+ * The long-running node agent: a check at start, then one every interval (with a
+ * little jitter, so the pods of a DaemonSet do not all scan at once), each reported
+ * through {@linkcode Reporting}. SIGTERM or SIGINT ends it within 5 s with exit 0,
+ * letting a request already sent finish but starting no new one.
  *
  * @module
  */
 
+import { type CheckReport, FamilyCaches } from "./check.ts";
 import type { Config } from "./cli/config.ts";
-import { FamilyCaches } from "./check.ts";
 import type { Logger } from "./report/log.ts";
+import type { Reporting } from "./reporting.ts";
+import { installHealthProbeRoutes } from "./routes.ts";
 import { scan } from "./scan.ts";
 
+/** How long shutdown waits for reporting already under way. */
+export const SHUTDOWN_GRACE_MS = 4_000;
+
+/** What the loop needs from outside; tests and -watch add triggers. */
+export interface DaemonDeps {
+  log: Logger;
+  reporting: Reporting;
+  /** Called after each check (metrics). */
+  onCheck?: (report: CheckReport, durationMs: number) => void;
+  /** Resolves early to re-check before the interval ends (-watch); gets the stop signal. */
+  nextTrigger?: (signal: AbortSignal) => Promise<string>;
+  random?: () => number;
+}
+
+/** The delay before the next check: the interval, stretched by up to 10 % at random. */
+export function jitteredDelayMs(intervalSeconds: number, random: () => number): number {
+  return Math.round(intervalSeconds * 1000 * (1 + 0.1 * random()));
+}
+
+/** Sleeps `ms` unless `signal` aborts first; resolves with what woke it. */
+function sleep(ms: number, signal: AbortSignal): Promise<"timer" | "stop"> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve("stop");
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve("timer");
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve("stop");
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
 /** Runs checks until SIGTERM or SIGINT; resolves with the exit code. */
-export async function runDaemon(config: Config, log: Logger): Promise<number> {
-  const cache = new FamilyCaches();
-  let stopping = false;
-  let wake: (() => void) | undefined;
-  const stop = () => {
-    stopping = true;
-    wake?.();
+export async function runDaemon(config: Config, deps: DaemonDeps): Promise<number> {
+  const { log, reporting } = deps;
+  const random = deps.random ?? Math.random;
+  const stop = new AbortController();
+  const onSignal = () => {
+    if (!stop.signal.aborted) log.info("stopping: signal received");
+    stop.abort();
   };
-  Deno.addSignalListener("SIGTERM", stop);
-  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  Deno.addSignalListener("SIGINT", onSignal);
   try {
-    while (!stopping) {
+    if (config.installRoutesForHealthProbeReply) {
+      const errors = await installHealthProbeRoutes(config.ipv6);
+      for (const error of errors) log.error(`cannot install health probe route: ${error}`);
+      if (errors.length > 0) return 2;
+      log.info("health probe reply routes are in place");
+    }
+    const cache = new FamilyCaches();
+    const budgetMs = Math.max(5_000, Math.floor(config.interval * 1000 * 0.8));
+    while (!stop.signal.aborted) {
+      const started = performance.now();
       const report = await scan(config, { log, cache });
-      log.infoV(2, `verdict ${report.verdict}`);
+      if (stop.signal.aborted) break; // nothing written yet: just go
+      deps.onCheck?.(report, performance.now() - started);
+      const reported = (async () => {
+        await reporting.reportCheck(report, { budgetMs, signal: stop.signal });
+        await reporting.checkBlockedWrites({ budgetMs, signal: stop.signal });
+      })();
+      // A signal stops retries at once; a request already sent gets a short grace.
+      const graceAfterStop = new Promise<void>((resolve) =>
+        stop.signal.addEventListener("abort", () => setTimeout(resolve, SHUTDOWN_GRACE_MS), {
+          once: true,
+        })
+      );
+      await Promise.race([reported, graceAfterStop]);
       if (config.terminateOnSuccess && report.verdict === "false") {
         log.info("no user iptables rules found; exiting as -terminateOnSuccess asks");
         return 0;
       }
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        const timer = setTimeout(resolve, config.interval * 1000);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      const delay = jitteredDelayMs(config.interval, random);
+      const woke = deps.nextTrigger
+        ? await Promise.race([sleep(delay, stop.signal), deps.nextTrigger(stop.signal)])
+        : await sleep(delay, stop.signal);
+      if (woke !== "timer" && woke !== "stop") log.infoV(1, `re-checking early: ${woke}`);
     }
     return 0;
   } finally {
-    Deno.removeSignalListener("SIGTERM", stop);
-    Deno.removeSignalListener("SIGINT", stop);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    Deno.removeSignalListener("SIGINT", onSignal);
+    await reporting.close();
   }
 }

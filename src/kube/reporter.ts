@@ -1,0 +1,124 @@
+import type { KubeApi } from "./client.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import { type EventOutcome, EventRecorder } from "./events.ts";
+import {
+  type CheckSummary,
+  type LabelOutcome,
+  syncLabel,
+  type Verdict,
+  verdictOf,
+} from "./label.ts";
+import type { KubeLogger } from "./logger.ts";
+import {
+  BLOCKED_MESSAGE,
+  BLOCKED_REASON,
+  RESOLVED_MESSAGE,
+  RESOLVED_REASON,
+  UNEXPECTED_REASON,
+  unexpectedRulesMessage,
+} from "./messages.ts";
+import type { RetryBudget } from "./retry.ts";
+
+/** What {@linkcode NodeReporter} needs. */
+export interface NodeReporterOptions {
+  api: KubeApi;
+  /** `NODE_NAME`: the Node and the CiliumNode share it. */
+  nodeName: string;
+  /** `-events`: send Events besides setting the label. */
+  events: boolean;
+  log: KubeLogger;
+  clock?: Clock;
+}
+
+/**
+ * How much time the API requests of one report may take, retries included, and a
+ * signal that stops retrying at shutdown (a request already sent is let finish).
+ */
+export interface ReportBudget {
+  budgetMs: number;
+  signal?: AbortSignal;
+}
+
+/** What one check's report did; every failure is inside, nothing is thrown. */
+export interface CheckReport {
+  verdict: Verdict;
+  label: LabelOutcome;
+  /** Unset when `-events` is off or the check warranted no Event. */
+  event?: EventOutcome;
+}
+
+/**
+ * Reports check results for one node: the label on its CiliumNode and, with `-events`,
+ * Events on its Node. Holds the Event aggregation state, so the daemon keeps one
+ * instance for its whole life.
+ */
+export class NodeReporter {
+  readonly #options: NodeReporterOptions;
+  readonly #clock: Clock;
+  readonly #events: EventRecorder;
+
+  constructor(options: NodeReporterOptions) {
+    this.#options = options;
+    this.#clock = options.clock ?? systemClock;
+    this.#events = new EventRecorder({
+      api: options.api,
+      nodeName: options.nodeName,
+      clock: this.#clock,
+      log: options.log,
+    });
+  }
+
+  #retryBudget(budget: ReportBudget): RetryBudget {
+    return { deadline: this.#clock.now() + budget.budgetMs, signal: budget.signal };
+  }
+
+  /**
+   * Sets the label from `summary` and sends the matching Event. A node that becomes
+   * clean after an UnexpectedIPTablesRules warning gets one Normal
+   * `UnexpectedIPTablesRulesResolved` Event: otherwise `kubectl describe node` keeps
+   * showing a recent warning for up to an hour with nothing saying it is over.
+   */
+  async reportCheck(summary: CheckSummary, budget: ReportBudget): Promise<CheckReport> {
+    const retry = this.#retryBudget(budget);
+    const verdict = verdictOf(summary);
+    const label = await syncLabel(
+      {
+        api: this.#options.api,
+        nodeName: this.#options.nodeName,
+        clock: this.#clock,
+        log: this.#options.log,
+      },
+      summary,
+      retry,
+    );
+    if (!this.#options.events) return { verdict, label };
+    if (verdict === "true") {
+      const message = unexpectedRulesMessage(summary.unexpected);
+      const event = await this.#events.record(UNEXPECTED_REASON, "Warning", message, retry);
+      return { verdict, label, event };
+    }
+    const cleared = label.kind === "written" && label.previous === "true";
+    if (verdict === "false" && (cleared || this.#events.isActive(UNEXPECTED_REASON))) {
+      this.#events.forget(UNEXPECTED_REASON);
+      const event = await this.#events.record(RESOLVED_REASON, "Normal", RESOLVED_MESSAGE, retry);
+      this.#events.forget(RESOLVED_REASON);
+      return { verdict, label, event };
+    }
+    return { verdict, label };
+  }
+
+  /**
+   * Reports that the BPF block counter grew since the last check: a
+   * `BlockedIPTablesRule` Warning, aggregated like the others. Does nothing (and
+   * returns undefined) without `-events`.
+   */
+  async reportBlocked(budget: ReportBudget): Promise<EventOutcome | undefined> {
+    if (!this.#options.events) return undefined;
+    return await this.#events.record(
+      BLOCKED_REASON,
+      "Warning",
+      BLOCKED_MESSAGE,
+      this.#retryBudget(budget),
+    );
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * The Kubernetes edge of the daemon: the label, the Events and the BPF block counter,
+ * behind one small interface so the loop does not know about client-node. The client
+ * is loaded only here, on first use: a `-dryRun` run never pays for loading it.
+ *
+ * @module
+ */
+
+import type { CheckReport } from "./check.ts";
+import type { Config } from "./cli/config.ts";
+import type { Logger } from "./report/log.ts";
+
+/** What the daemon does with each check's result, and at shutdown. */
+export interface Reporting {
+  /** Writes the label (and Events) for one check; never throws. */
+  reportCheck(
+    report: CheckReport,
+    budget: { budgetMs: number; signal: AbortSignal },
+  ): Promise<void>;
+  /** Reads the BPF counter and reports an increase (with `-checkMap`); never throws. */
+  checkBlockedWrites(budget: { budgetMs: number; signal: AbortSignal }): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Reporting that only logs: `-dryRun`. */
+export function dryRunReporting(config: Config, log: Logger): Reporting {
+  const counter = config.checkMap ? import("./bpf/counter.ts") : undefined;
+  let watch: import("./bpf/counter.ts").CounterWatch | undefined;
+  return {
+    reportCheck(report) {
+      log.infoV(
+        2,
+        `dry run: the label would be ${
+          report.verdict === "unknown" ? "left as it is" : `"${report.verdict}"`
+        }`,
+      );
+      return Promise.resolve();
+    },
+    async checkBlockedWrites() {
+      if (!counter) return;
+      watch ??= (await counter).CounterWatch.forMap(config.mapPath);
+      logCounter(
+        await watch.check(),
+        log,
+        () => log.info("dry run: would send a BlockedIPTablesRule event"),
+      );
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+function logCounter(
+  change: Awaited<ReturnType<import("./bpf/counter.ts").CounterWatch["check"]>>,
+  log: Logger,
+  onGrew: () => void | Promise<void>,
+): void | Promise<void> {
+  switch (change.kind) {
+    case "error":
+      log.error(change.message);
+      return;
+    case "baseline":
+      log.infoV(2, `BPF block counter starts at ${change.value}`);
+      return;
+    case "reset":
+      log.warning(
+        `BPF block counter went down from ${change.previous} to ${change.value}; new baseline`,
+      );
+      return;
+    case "unchanged":
+      log.infoV(2, `BPF block counter unchanged at ${change.value}`);
+      return;
+    case "grew":
+      log.info(
+        `BPF block counter grew from ${change.previous} to ${change.value}: ` +
+          "a process tried to add iptables rules and was blocked",
+      );
+      return onGrew();
+  }
+}
+
+/**
+ * Reporting to the API server for `NODE_NAME`. Resolves to an error line when no
+ * client configuration works (no kubeconfig and not in a cluster).
+ */
+export async function kubeReporting(config: Config, log: Logger): Promise<Reporting | string> {
+  const [{ loadKubeConfig }, { createKubeApi }, { NodeReporter }, { summaryOf }, counter] =
+    await Promise.all([
+      import("./kube/config.ts"),
+      import("./kube/client.ts"),
+      import("./kube/reporter.ts"),
+      import("./kube/summary.ts"),
+      import("./bpf/counter.ts"),
+    ]);
+  let api: import("./kube/client.ts").KubeApi;
+  try {
+    api = createKubeApi(loadKubeConfig({ kubeconfig: config.kubeconfig }));
+  } catch (error) {
+    return `no Kubernetes client configuration: ${error instanceof Error ? error.message : error}`;
+  }
+  const nodeName = config.nodeName!;
+  const reporter = new NodeReporter({ api, nodeName, events: config.events, log });
+  const watch = config.checkMap ? counter.CounterWatch.forMap(config.mapPath) : undefined;
+  return {
+    async reportCheck(report, budget) {
+      await reporter.reportCheck(summaryOf(report), budget);
+    },
+    async checkBlockedWrites(budget) {
+      if (!watch) return;
+      await logCounter(await watch.check(), log, async () => {
+        await reporter.reportBlocked(budget);
+      });
+    },
+    async close() {
+      await api.close();
+    },
+  };
+}
