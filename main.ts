@@ -5,14 +5,16 @@
  * @module
  */
 
-import { parseCommandLine } from "./src/cli/config.ts";
+import { type Config, parseCommandLine } from "./src/cli/config.ts";
+import { Metrics } from "./src/metrics.ts";
+import { type MetricsServer, startMetricsServer } from "./src/metrics_server.ts";
 import { exitCodeFor } from "./src/check.ts";
 import { linearEngineAvailable } from "./src/patterns/regexp.ts";
 import { formatJsonReport } from "./src/report/json.ts";
-import { createLogger } from "./src/report/log.ts";
+import { createLogger, type Logger } from "./src/report/log.ts";
 import { formatTextReport } from "./src/report/text.ts";
 import { runDaemon } from "./src/daemon.ts";
-import { dryRunReporting, kubeReporting } from "./src/reporting.ts";
+import { dryRunReporting, kubeReporting, type Reporting } from "./src/reporting.ts";
 import { scan } from "./src/scan.ts";
 
 async function writeAll(stream: { write(p: Uint8Array): Promise<number> }, text: string) {
@@ -42,12 +44,15 @@ async function main(args: string[]): Promise<number> {
         "run the compiled binary or `deno task monitor`, which set its V8 flags",
     );
   }
-  const reporting = config.dryRun ? dryRunReporting(config, log) : await kubeReporting(config, log);
+  const metrics = config.metricsAddress !== undefined && !config.once ? new Metrics() : undefined;
+  const reporting = config.dryRun
+    ? dryRunReporting(config, log, metrics)
+    : await kubeReporting(config, log, metrics);
   if (typeof reporting === "string") {
     log.error(reporting);
     return 2;
   }
-  if (!config.once) return await runDaemon(config, { log, reporting });
+  if (!config.once) return await serveDaemon(config, log, reporting, metrics);
   const report = await scan(config, { log });
   const budget = { budgetMs: 10_000, signal: new AbortController().signal };
   await reporting.reportCheck(report, budget);
@@ -56,6 +61,40 @@ async function main(args: string[]): Promise<number> {
   const output = config.output === "json" ? formatJsonReport(report) : formatTextReport(report);
   await writeAll(Deno.stdout, output);
   return exitCodeFor(report);
+}
+
+/** The daemon, with the metrics server around it when `-metricsAddress` asks for one. */
+async function serveDaemon(
+  config: Config,
+  log: Logger,
+  reporting: Reporting,
+  metrics: Metrics | undefined,
+): Promise<number> {
+  let server: MetricsServer | undefined;
+  if (metrics && config.metricsAddress !== undefined) {
+    try {
+      server = startMetricsServer(config.metricsAddress, metrics, {
+        intervalSeconds: config.interval,
+      });
+    } catch (error) {
+      log.error(
+        `-metricsAddress=${config.metricsAddress}: ${
+          error instanceof Error ? error.message : error
+        }`,
+      );
+      return 2;
+    }
+    log.info(`serving /metrics and /healthz on ${config.metricsAddress}`);
+  }
+  try {
+    return await runDaemon(config, {
+      log,
+      reporting,
+      onCheck: metrics && ((report, ms) => metrics.recordCheck(report, ms, new Date())),
+    });
+  } finally {
+    await server?.close();
+  }
 }
 
 if (import.meta.main) {

@@ -8,6 +8,7 @@
 
 import type { CheckReport } from "./check.ts";
 import type { Config } from "./cli/config.ts";
+import type { Metrics } from "./metrics.ts";
 import type { Logger } from "./report/log.ts";
 
 /** What the daemon does with each check's result, and at shutdown. */
@@ -23,7 +24,7 @@ export interface Reporting {
 }
 
 /** Reporting that only logs: `-dryRun`. */
-export function dryRunReporting(config: Config, log: Logger): Reporting {
+export function dryRunReporting(config: Config, log: Logger, metrics?: Metrics): Reporting {
   const counter = config.checkMap ? import("./bpf/counter.ts") : undefined;
   let watch: import("./bpf/counter.ts").CounterWatch | undefined;
   return {
@@ -39,9 +40,10 @@ export function dryRunReporting(config: Config, log: Logger): Reporting {
     async checkBlockedWrites() {
       if (!counter) return;
       watch ??= (await counter).CounterWatch.forMap(config.mapPath);
-      logCounter(
+      await logCounter(
         await watch.check(),
         log,
+        metrics,
         () => log.info("dry run: would send a BlockedIPTablesRule event"),
       );
     },
@@ -52,8 +54,10 @@ export function dryRunReporting(config: Config, log: Logger): Reporting {
 function logCounter(
   change: Awaited<ReturnType<import("./bpf/counter.ts").CounterWatch["check"]>>,
   log: Logger,
+  metrics: Metrics | undefined,
   onGrew: () => void | Promise<void>,
 ): void | Promise<void> {
+  if (change.kind !== "error") metrics?.setBpfCounter(change.value);
   switch (change.kind) {
     case "error":
       log.error(change.message);
@@ -82,7 +86,11 @@ function logCounter(
  * Reporting to the API server for `NODE_NAME`. Resolves to an error line when no
  * client configuration works (no kubeconfig and not in a cluster).
  */
-export async function kubeReporting(config: Config, log: Logger): Promise<Reporting | string> {
+export async function kubeReporting(
+  config: Config,
+  log: Logger,
+  metrics?: Metrics,
+): Promise<Reporting | string> {
   const [{ loadKubeConfig }, { createKubeApi }, { NodeReporter }, { summaryOf }, counter] =
     await Promise.all([
       import("./kube/config.ts"),
@@ -93,7 +101,10 @@ export async function kubeReporting(config: Config, log: Logger): Promise<Report
     ]);
   let api: import("./kube/client.ts").KubeApi;
   try {
-    api = createKubeApi(loadKubeConfig({ kubeconfig: config.kubeconfig }));
+    api = createKubeApi(loadKubeConfig({ kubeconfig: config.kubeconfig }), {
+      onRequest: (request, result) =>
+        metrics?.recordApiRequest(request.verb, request.resource, result),
+    });
   } catch (error) {
     return `no Kubernetes client configuration: ${error instanceof Error ? error.message : error}`;
   }
@@ -106,12 +117,13 @@ export async function kubeReporting(config: Config, log: Logger): Promise<Report
     },
     async checkBlockedWrites(budget) {
       if (!watch) return;
-      await logCounter(await watch.check(), log, async () => {
+      await logCounter(await watch.check(), log, metrics, async () => {
         await reporter.reportBlocked(budget);
       });
     },
-    async close() {
-      await api.close();
+    close() {
+      api.close();
+      return Promise.resolve();
     },
   };
 }

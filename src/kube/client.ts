@@ -152,6 +152,8 @@ function requestOptions(
 export interface KubeApiOptions {
   /** Per-request timeout; defaults to {@linkcode REQUEST_TIMEOUT_MS}. */
   timeoutMs?: number;
+  /** Hears every request's outcome: the HTTP status, `timeout` or `network` (metrics). */
+  onRequest?: (request: ApiRequest, result: string) => void;
 }
 
 /**
@@ -178,9 +180,15 @@ export function createKubeApi(config: KubeConfig, options: KubeApiOptions = {}):
     let answer: unknown;
     try {
       answer = await send(requestOptions(transport, controller.signal, extra));
+      options.onRequest?.(request, "success");
     } catch (error) {
       const timedOut = controller.signal.aborted ? timeoutMs : undefined;
-      throw toKubeApiError(error, request, timedOut, Date.now());
+      const failure = toKubeApiError(error, request, timedOut, Date.now());
+      options.onRequest?.(
+        request,
+        failure.status !== undefined ? String(failure.status) : failure.kind,
+      );
+      throw failure;
     } finally {
       clearTimeout(timer);
     }
