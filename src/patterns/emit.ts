@@ -79,7 +79,10 @@ function emit(node: Node, variant: Variant): Emitted {
 function emitRepeat(body: Emitted, min: number, max: number): Emitted {
   const x = `(?:${body.source})`;
   const count = max < 0 ? Math.max(min, 1) : Math.max(max, 1);
-  if (count * body.replication <= MAX_REPLICATION) {
+  // V8 counts `x+` and `x{n,}` over a body that can match empty as more copies than
+  // `x{n}x*`, which means the same: keep the short forms for single-copy bodies only.
+  const unboundedHeavy = max < 0 && min > 0 && body.replication > 1;
+  if (count * body.replication <= MAX_REPLICATION && !unboundedHeavy) {
     const op = max < 0
       ? (min === 0 ? "*" : min === 1 ? "+" : `{${min},}`)
       : min === max

@@ -50,6 +50,8 @@ const MAX_REPEAT = 1000;
 const MAX_HEIGHT = 1000;
 /** Go's limit on the compiled program size, in instructions (128 MiB / 40 bytes). */
 const MAX_SIZE = Math.floor((128 << 20) / 40);
+/** Go's limit on the runes held by literals and classes (128 MiB / 4 bytes). */
+const MAX_RUNES = (128 << 20) / 4;
 
 interface Flags {
   foldCase: boolean;
@@ -100,6 +102,8 @@ export function parseGoRegexp(source: string): Node {
 class Parser {
   private pos = 0;
   private flags: Flags = { foldCase: false, oneLine: true, dotNL: false };
+  /** Runes held by literals and classes, counted as Go counts them (two per range). */
+  private runes = 0;
 
   constructor(private readonly src: string) {}
 
@@ -109,6 +113,7 @@ class Parser {
       // Only a `)` stops the top level early.
       throw new GoSyntaxError(ERR.unexpectedParen, this.src);
     }
+    if (this.runes > MAX_RUNES) throw new GoSyntaxError(ERR.large, this.src);
     checkLimits(node, this.src);
     return node;
   }
@@ -356,6 +361,7 @@ class Parser {
     }
     const set = this.parseUnicodeClass() ?? this.parsePerlClass();
     if (set !== undefined) {
+      this.runes += set.length;
       items.push({ node: { kind: "set", set } });
       return;
     }
@@ -364,6 +370,7 @@ class Parser {
 
   /** A literal code point, as a set of its case-folding orbit under `(?i)`. */
   private literal(cp: number): Node {
+    this.runes += 1;
     if (this.flags.foldCase) {
       const orbit = foldOrbit(cp);
       return { kind: "set", set: normalize(orbit.flatMap((o) => [o, o])) };
@@ -462,7 +469,9 @@ class Parser {
     }
     this.pos++;
     const set = normalize(ranges);
-    return negated ? negate(set) : set;
+    const result = negated ? negate(set) : set;
+    this.runes += result.length;
+    return result;
   }
 
   /** `[:name:]` or `[:^name:]` inside a class, or `undefined` when it is not one. */
