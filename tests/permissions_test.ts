@@ -314,12 +314,6 @@ Deno.test("deno compile gets exactly the monitor task's flags", () => {
   const flags = monitorFlags(denoJson());
   const args = compileArgs(flags, { output: "/tmp/out" });
   assert.deepEqual(args, ["compile", ...flags, "--output", "/tmp/out", `${ROOT}/${ENTRY_POINT}`]);
-  const widened = compileArgs(flags, { output: "/tmp/out", extraRead: ["/srv/a", "/srv/b"] });
-  assert.deepEqual(widened.slice(0, flags.length + 2), [
-    "compile",
-    ...flags,
-    "--allow-read=/srv/a,/srv/b",
-  ]);
   assert.throws(
     () => monitorFlags(JSON.stringify({ tasks: { monitor: "deno run -A main.ts" } })),
     /cannot be carried/,

@@ -8,7 +8,7 @@
  * it from `DENORT_BIN`. Where neither works the build stops with one message saying why
  * and what to do, never with a stack trace.
  *
- * Usage: `deno task compile [--output=PATH] [--allow-read=PATH[,PATH...]]...`
+ * Usage: `deno task compile [--output=PATH]`
  *
  * @module
  */
@@ -58,16 +58,11 @@ export function monitorFlags(denoJsonText: string): string[] {
   return flags;
 }
 
-/** The `deno compile` arguments for these task flags, plus any extra readable paths. */
-export function compileArgs(
-  flags: readonly string[],
-  options: { output: string; extraRead?: readonly string[] },
-): string[] {
-  const extra = (options.extraRead ?? []).filter((path) => path !== "");
+/** The `deno compile` arguments for these task flags: nothing added, nothing dropped. */
+export function compileArgs(flags: readonly string[], options: { output: string }): string[] {
   return [
     "compile",
     ...flags,
-    ...(extra.length > 0 ? [`--allow-read=${extra.join(",")}`] : []),
     "--output",
     options.output,
     `${ROOT}/${ENTRY_POINT}`,
@@ -140,7 +135,6 @@ function isFile(path: string): boolean {
  */
 export async function buildBinary(options: {
   output?: string;
-  extraRead?: readonly string[];
   /** The runtime to build on; by default `DENORT_BIN`, else deno compile downloads it. */
   denortBin?: string;
 }): Promise<BuildResult> {
@@ -159,7 +153,7 @@ export async function buildBinary(options: {
   const env: Record<string, string> = { NO_COLOR: "1" };
   if (denortBin !== undefined) env.DENORT_BIN = denortBin;
   const command = new Deno.Command(Deno.execPath(), {
-    args: compileArgs(flags, { output, extraRead: options.extraRead }),
+    args: compileArgs(flags, { output }),
     cwd: ROOT,
     env,
     stdin: "null",
@@ -200,22 +194,19 @@ export async function smokeTest(binary: string): Promise<string | undefined> {
 }
 
 /** What the command line asked for, or why it cannot be understood. */
-function parseArgs(args: readonly string[]): { output: string; extraRead: string[] } | string {
+function parseArgs(args: readonly string[]): { output: string } | string {
   let output = DEFAULT_OUTPUT;
-  const extraRead: string[] = [];
   for (const arg of args) {
     const [name, ...rest] = arg.split("=");
     const value = rest.join("=");
     if (name === "--output" && value !== "") output = value;
-    else if (name === "--allow-read" && value !== "") extraRead.push(...value.split(","));
     else return `unknown argument ${arg}`;
   }
-  return { output, extraRead };
+  return { output };
 }
 
-const USAGE = "usage: deno task compile [--output=PATH] [--allow-read=PATH[,PATH...]]...\n" +
-  "  Builds the binary with the permissions and V8 flags of `deno task monitor`;\n" +
-  "  --allow-read adds readable paths (e.g. a custom -input directory) to the defaults.\n";
+const USAGE = "usage: deno task compile [--output=PATH]\n" +
+  "  Builds the binary with the permissions and V8 flags of `deno task monitor`.\n";
 
 async function main(args: readonly string[]): Promise<number> {
   if (args.includes("--help") || args.includes("-h")) {
@@ -239,12 +230,9 @@ async function main(args: readonly string[]): Promise<number> {
     return 1;
   }
   const size = (await Deno.stat(built.output)).size / 1024 / 1024;
-  const extra = parsed.extraRead.length > 0
-    ? `, plus read access to ${parsed.extraRead.join(", ")}`
-    : "";
   console.log(
     `compile: wrote ${built.output} (${size.toFixed(0)} MiB) with the permissions and V8 ` +
-      `flags of \`deno task monitor\`${extra}`,
+      "flags of `deno task monitor`",
   );
   return 0;
 }

@@ -75,6 +75,8 @@ export class DenoFetchTransport implements HttpLibrary {
   readonly #config: KubeConfig;
   #client: Deno.HttpClient | undefined;
   #clientKey = "";
+  /** Aborts the requests under way when the transport closes (shutdown must not wait). */
+  #closing = new AbortController();
 
   /** Throws when the configuration asks for something this transport cannot do. */
   constructor(config: KubeConfig) {
@@ -86,8 +88,13 @@ export class DenoFetchTransport implements HttpLibrary {
     return new Observable(this.#send(request));
   }
 
-  /** Closes the HTTP client and its connections; a later request opens a new one. */
+  /**
+   * Aborts the requests under way and closes the HTTP client and its connections; a
+   * later request opens a new one.
+   */
   close(): void {
+    this.#closing.abort();
+    this.#closing = new AbortController();
     this.#client?.close();
     this.#client = undefined;
     this.#clientKey = "";
@@ -119,7 +126,10 @@ export class DenoFetchTransport implements HttpLibrary {
       method: request.getHttpMethod(),
       headers: request.getHeaders(),
       body,
-      signal: request.getSignal(),
+      signal: AbortSignal.any([
+        this.#closing.signal,
+        ...(request.getSignal() ? [request.getSignal()!] : []),
+      ]),
       client: this.#httpClient(),
     });
     const bytes = Buffer.from(await response.arrayBuffer());
