@@ -16,6 +16,7 @@ import { formatTextReport } from "./src/report/text.ts";
 import { runDaemon } from "./src/daemon.ts";
 import { dryRunReporting, kubeReporting, type Reporting } from "./src/reporting.ts";
 import { scan } from "./src/scan.ts";
+import { startWatcher } from "./src/watch.ts";
 
 async function writeAll(stream: { write(p: Uint8Array): Promise<number> }, text: string) {
   let bytes = new TextEncoder().encode(text);
@@ -86,13 +87,17 @@ async function serveDaemon(
     }
     log.info(`serving /metrics and /healthz on ${config.metricsAddress}`);
   }
+  const watcher = config.watch ? startWatcher(config, log) : undefined;
   try {
     return await runDaemon(config, {
       log,
       reporting,
       onCheck: metrics && ((report, ms) => metrics.recordCheck(report, ms, new Date())),
+      nextTrigger: watcher?.nextTrigger,
+      takeChangeHint: watcher?.takeChangeHint,
     });
   } finally {
+    await watcher?.close();
     await server?.close();
   }
 }

@@ -23,8 +23,13 @@ export interface DaemonDeps {
   reporting: Reporting;
   /** Called after each check (metrics). */
   onCheck?: (report: CheckReport, durationMs: number) => void;
-  /** Resolves early to re-check before the interval ends (-watch); gets the stop signal. */
+  /**
+   * Resolves early, with the reason, to re-check before the interval ends (-watch). Its
+   * signal aborts when this wait ends either way, so a stale wait cannot take a trigger.
+   */
   nextTrigger?: (signal: AbortSignal) => Promise<string>;
+  /** Who changed the ruleset since the previous call, as a hint (-watch); before each check. */
+  takeChangeHint?: () => string | undefined;
   random?: () => number;
 }
 
@@ -49,6 +54,17 @@ function sleep(ms: number, signal: AbortSignal): Promise<"timer" | "stop"> {
   });
 }
 
+/** The unexpected rules of a report, as comparable keys. */
+function unexpectedKeys(report: CheckReport): Set<string> {
+  const keys = new Set<string>();
+  for (const { family, tables } of report.families) {
+    for (const { table, unexpected } of tables) {
+      for (const { rule } of unexpected) keys.add(`${family} ${table} ${rule}`);
+    }
+  }
+  return keys;
+}
+
 /** Runs checks until SIGTERM or SIGINT; resolves with the exit code. */
 export async function runDaemon(config: Config, deps: DaemonDeps): Promise<number> {
   const { log, reporting } = deps;
@@ -69,31 +85,59 @@ export async function runDaemon(config: Config, deps: DaemonDeps): Promise<numbe
     }
     const cache = new FamilyCaches();
     const budgetMs = Math.max(5_000, Math.floor(config.interval * 1000 * 0.8));
+    let known = new Set<string>();
+    let early = false;
+    // The hint stays on the Event while the rules it was about are what is unexpected.
+    let hint: string | undefined;
     while (!stop.signal.aborted) {
       const started = performance.now();
+      const changedBy = deps.takeChangeHint?.();
       const report = await scan(config, { log, cache });
       if (stop.signal.aborted) break; // nothing written yet: just go
       deps.onCheck?.(report, performance.now() - started);
+      const unexpected = unexpectedKeys(report);
+      const added = [...unexpected].filter((key) => !known.has(key)).length;
+      known = unexpected;
+      // Attribution only for a check a change triggered, and only for what it found new.
+      if (added > 0) {
+        hint = early && changedBy !== undefined ? `hint: ${changedBy}` : undefined;
+        if (hint !== undefined) {
+          log.info(
+            `${added} new unexpected ${added === 1 ? "rule" : "rules"} after a ruleset ` +
+              `change (${hint})`,
+          );
+        }
+      }
+      if (unexpected.size === 0) hint = undefined;
       const reported = (async () => {
-        await reporting.reportCheck(report, { budgetMs, signal: stop.signal });
+        await reporting.reportCheck(report, { budgetMs, signal: stop.signal }, hint);
         await reporting.checkBlockedWrites({ budgetMs, signal: stop.signal });
       })();
-      // A signal stops retries at once; a request already sent gets a short grace.
-      const graceAfterStop = new Promise<void>((resolve) =>
-        stop.signal.addEventListener("abort", () => setTimeout(resolve, SHUTDOWN_GRACE_MS), {
-          once: true,
-        })
-      );
+      // A signal stops retries at once; a request already sent gets a short grace. The
+      // listener and its timer go once this report is done: -watch makes checks frequent,
+      // and a leftover grace timer per check would hold the exit back by SHUTDOWN_GRACE_MS.
+      let graceTimer: ReturnType<typeof setTimeout> | undefined;
+      let onStop = () => {};
+      const graceAfterStop = new Promise<void>((resolve) => {
+        onStop = () => (graceTimer = setTimeout(resolve, SHUTDOWN_GRACE_MS));
+        stop.signal.addEventListener("abort", onStop, { once: true });
+      });
       await Promise.race([reported, graceAfterStop]);
+      stop.signal.removeEventListener("abort", onStop);
+      clearTimeout(graceTimer);
       if (config.terminateOnSuccess && report.verdict === "false") {
         log.info("no user iptables rules found; exiting as -terminateOnSuccess asks");
         return 0;
       }
       const delay = jitteredDelayMs(config.interval, random);
+      const waited = new AbortController();
+      const done = AbortSignal.any([stop.signal, waited.signal]);
       const woke = deps.nextTrigger
-        ? await Promise.race([sleep(delay, stop.signal), deps.nextTrigger(stop.signal)])
-        : await sleep(delay, stop.signal);
-      if (woke !== "timer" && woke !== "stop") log.infoV(1, `re-checking early: ${woke}`);
+        ? await Promise.race([sleep(delay, done), deps.nextTrigger(done)])
+        : await sleep(delay, done);
+      waited.abort(); // ends the loser: its timer, or its claim on the next trigger
+      early = woke !== "timer" && woke !== "stop";
+      if (early) log.infoV(1, `re-checking early: ${woke}`);
     }
     return 0;
   } finally {

@@ -13,10 +13,14 @@ import type { Logger } from "./report/log.ts";
 
 /** What the daemon does with each check's result, and at shutdown. */
 export interface Reporting {
-  /** Writes the label (and Events) for one check; never throws. */
+  /**
+   * Writes the label (and Events) for one check; never throws. `hint` (-watch) names
+   * who last changed the ruleset, for the UnexpectedIPTablesRules Event.
+   */
   reportCheck(
     report: CheckReport,
     budget: { budgetMs: number; signal: AbortSignal },
+    hint?: string,
   ): Promise<void>;
   /** Reads the BPF counter and reports an increase (with `-checkMap`); never throws. */
   checkBlockedWrites(budget: { budgetMs: number; signal: AbortSignal }): Promise<void>;
@@ -112,8 +116,8 @@ export async function kubeReporting(
   const reporter = new NodeReporter({ api, nodeName, events: config.events, log });
   const watch = config.checkMap ? counter.CounterWatch.forMap(config.mapPath) : undefined;
   return {
-    async reportCheck(report, budget) {
-      await reporter.reportCheck(summaryOf(report), budget);
+    async reportCheck(report, budget, hint) {
+      await reporter.reportCheck(summaryOf(report), budget, hint);
     },
     async checkBlockedWrites(budget) {
       if (!watch) return;

@@ -50,11 +50,24 @@ export function truncateBytes(text: string, limit: number): string {
   return result + ellipsis;
 }
 
+/** Longest attribution hint added to a message. */
+const HINT_LIMIT = 200;
+
 /**
  * The UnexpectedIPTablesRules message: upstream's sentence, how many rules are
  * unexpected, and the first few of them, within {@linkcode EVENT_MESSAGE_LIMIT} bytes.
+ * A `hint` (`hint: last ruleset change seen from PID 19934 (iptables)`) ends it.
  */
-export function unexpectedRulesMessage(rules: readonly UnexpectedRule[]): string {
+export function unexpectedRulesMessage(
+  rules: readonly UnexpectedRule[],
+  hint?: string,
+): string {
+  if (hint === undefined) return listRules(rules, EVENT_MESSAGE_LIMIT);
+  const suffix = ` (${truncateBytes(hint, HINT_LIMIT)})`;
+  return listRules(rules, EVENT_MESSAGE_LIMIT - byteLength(suffix)) + suffix;
+}
+
+function listRules(rules: readonly UnexpectedRule[], limit: number): string {
   if (rules.length === 0) return UNEXPECTED_MESSAGE;
   const count = rules.length === 1 ? "1 unexpected rule" : `${rules.length} unexpected rules`;
   let message = `${UNEXPECTED_MESSAGE}: ${count}`;
@@ -64,11 +77,11 @@ export function unexpectedRulesMessage(rules: readonly UnexpectedRule[]): string
     const item = `${listed === 0 ? ": " : "; "}[${rule.family} ${rule.table}] ${text}`;
     const rest = rules.length - listed - 1;
     const tail = rest > 0 ? `; and ${rest} more` : "";
-    if (byteLength(message + item + tail) > EVENT_MESSAGE_LIMIT) break;
+    if (byteLength(message + item + tail) > limit) break;
     message += item;
     listed++;
   }
   const more = rules.length - listed;
   if (more > 0) message += listed === 0 ? `; ${more} not shown` : `; and ${more} more`;
-  return truncateBytes(message, EVENT_MESSAGE_LIMIT);
+  return truncateBytes(message, limit);
 }

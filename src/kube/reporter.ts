@@ -76,9 +76,14 @@ export class NodeReporter {
    * Sets the label from `summary` and sends the matching Event. A node that becomes
    * clean after an UnexpectedIPTablesRules warning gets one Normal
    * `UnexpectedIPTablesRulesResolved` Event: otherwise `kubectl describe node` keeps
-   * showing a recent warning for up to an hour with nothing saying it is over.
+   * showing a recent warning for up to an hour with nothing saying it is over. `hint`
+   * (-watch: who last changed the ruleset) is added to the warning's message.
    */
-  async reportCheck(summary: CheckSummary, budget: ReportBudget): Promise<CheckReport> {
+  async reportCheck(
+    summary: CheckSummary,
+    budget: ReportBudget,
+    hint?: string,
+  ): Promise<CheckReport> {
     const retry = this.#retryBudget(budget);
     const verdict = verdictOf(summary);
     const label = await syncLabel(
@@ -93,7 +98,7 @@ export class NodeReporter {
     );
     if (!this.#options.events) return { verdict, label };
     if (verdict === "true") {
-      const message = unexpectedRulesMessage(summary.unexpected);
+      const message = unexpectedRulesMessage(summary.unexpected, hint);
       const event = await this.#events.record(UNEXPECTED_REASON, "Warning", message, retry);
       return { verdict, label, event };
     }
