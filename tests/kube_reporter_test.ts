@@ -324,6 +324,26 @@ Deno.test({
 });
 
 Deno.test({
+  name: "reporter: a warning from before a restart is resolved; a hand-set label is not",
+  ...needs,
+  async fn() {
+    await withSetup(
+      { events: true, labels: { [LABEL_KEY]: "true" } },
+      async ({ api, reporter, clock }) => {
+        const first = await reporter.reportCheck(CLEAN, BUDGET);
+        assert.equal(first.event?.reason, RESOLVED_REASON, "the label said true at start");
+        clock.time += 60_000;
+        api.setLabel(NODE, LABEL_KEY, "true"); // someone sets it by hand on a clean node
+        const later = await reporter.reportCheck(CLEAN, BUDGET);
+        assert.equal(later.label.kind, "written", "the label is put back");
+        assert.equal(later.event, undefined, "no warning was ours, so nothing is resolved");
+        assert.equal(api.events().length, 1);
+      },
+    );
+  },
+});
+
+Deno.test({
   name: "reporter: blocked writes make one BlockedIPTablesRule Event whose count rises",
   ...needs,
   async fn() {

@@ -56,6 +56,8 @@ export class NodeReporter {
   readonly #options: NodeReporterOptions;
   readonly #clock: Clock;
   readonly #events: EventRecorder;
+  /** Until the label has been read once: a "true" found then is a warning from before a restart. */
+  #beforeFirstLabel = true;
 
   constructor(options: NodeReporterOptions) {
     this.#options = options;
@@ -96,13 +98,18 @@ export class NodeReporter {
       summary,
       retry,
     );
+    const firstLabel = this.#beforeFirstLabel &&
+      (label.kind === "written" || label.kind === "unchanged");
+    if (firstLabel) this.#beforeFirstLabel = false;
     if (!this.#options.events) return { verdict, label };
     if (verdict === "true") {
       const message = unexpectedRulesMessage(summary.unexpected, hint);
       const event = await this.#events.record(UNEXPECTED_REASON, "Warning", message, retry);
       return { verdict, label, event };
     }
-    const cleared = label.kind === "written" && label.previous === "true";
+    // A label found "true" at the first read after a start was our warning before a
+    // restart; later, a "true" someone set by hand on a clean node resolves nothing.
+    const cleared = firstLabel && label.kind === "written" && label.previous === "true";
     if (verdict === "false" && (cleared || this.#events.isActive(UNEXPECTED_REASON))) {
       this.#events.forget(UNEXPECTED_REASON);
       const event = await this.#events.record(RESOLVED_REASON, "Normal", RESOLVED_MESSAGE, retry);
