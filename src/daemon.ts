@@ -65,6 +65,53 @@ function unexpectedKeys(report: CheckReport): Set<string> {
   return keys;
 }
 
+/**
+ * The -watch attribution hint: set when a check that a ruleset change triggered finds
+ * new unexpected rules, kept while rules stay unexpected, dropped when none are left.
+ */
+class ChangeHint {
+  #known = new Set<string>();
+  #hint: string | undefined;
+
+  /** The hint for this check's report; logs it when it is new. */
+  update(report: CheckReport, changedBy: string | undefined, log: Logger): string | undefined {
+    const unexpected = unexpectedKeys(report);
+    const added = [...unexpected].filter((key) => !this.#known.has(key)).length;
+    this.#known = unexpected;
+    if (added > 0) {
+      this.#hint = changedBy !== undefined ? `hint: ${changedBy}` : undefined;
+      if (this.#hint !== undefined) {
+        log.info(
+          `${added} new unexpected ${added === 1 ? "rule" : "rules"} after a ruleset ` +
+            `change (${this.#hint})`,
+        );
+      }
+    }
+    if (unexpected.size === 0) this.#hint = undefined;
+    return this.#hint;
+  }
+}
+
+/**
+ * Waits for `work`, or, once `stop` aborts, for at most `graceMs` more: a signal stops
+ * retries at once, and a request already sent gets a short grace. The listener and its
+ * timer go when the wait ends, so frequent checks (-watch) leave nothing behind.
+ */
+async function untilDoneOrGrace(work: Promise<void>, stop: AbortSignal, graceMs: number) {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onStop = () => {};
+  const grace = new Promise<void>((resolve) => {
+    onStop = () => (timer = setTimeout(resolve, graceMs));
+    stop.addEventListener("abort", onStop, { once: true });
+  });
+  try {
+    await Promise.race([work, grace]);
+  } finally {
+    stop.removeEventListener("abort", onStop);
+    clearTimeout(timer);
+  }
+}
+
 /** Runs checks until SIGTERM or SIGINT; resolves with the exit code. */
 export async function runDaemon(config: Config, deps: DaemonDeps): Promise<number> {
   const { log, reporting } = deps;
@@ -85,46 +132,25 @@ export async function runDaemon(config: Config, deps: DaemonDeps): Promise<numbe
     }
     const cache = new FamilyCaches();
     const budgetMs = Math.max(5_000, Math.floor(config.interval * 1000 * 0.8));
-    let known = new Set<string>();
+    const hints = new ChangeHint();
     let early = false;
-    // The hint stays on the Event while the rules it was about are what is unexpected.
-    let hint: string | undefined;
     while (!stop.signal.aborted) {
       const started = performance.now();
       const changedBy = deps.takeChangeHint?.();
       const report = await scan(config, { log, cache });
       if (stop.signal.aborted) break; // nothing written yet: just go
       deps.onCheck?.(report, performance.now() - started);
-      const unexpected = unexpectedKeys(report);
-      const added = [...unexpected].filter((key) => !known.has(key)).length;
-      known = unexpected;
-      // Attribution only for a check a change triggered, and only for what it found new.
-      if (added > 0) {
-        hint = early && changedBy !== undefined ? `hint: ${changedBy}` : undefined;
-        if (hint !== undefined) {
-          log.info(
-            `${added} new unexpected ${added === 1 ? "rule" : "rules"} after a ruleset ` +
-              `change (${hint})`,
-          );
-        }
-      }
-      if (unexpected.size === 0) hint = undefined;
-      const reported = (async () => {
-        await reporting.reportCheck(report, { budgetMs, signal: stop.signal }, hint);
-        await reporting.checkBlockedWrites({ budgetMs, signal: stop.signal });
-      })();
-      // A signal stops retries at once; a request already sent gets a short grace. The
-      // listener and its timer go once this report is done: -watch makes checks frequent,
-      // and a leftover grace timer per check would hold the exit back by SHUTDOWN_GRACE_MS.
-      let graceTimer: ReturnType<typeof setTimeout> | undefined;
-      let onStop = () => {};
-      const graceAfterStop = new Promise<void>((resolve) => {
-        onStop = () => (graceTimer = setTimeout(resolve, SHUTDOWN_GRACE_MS));
-        stop.signal.addEventListener("abort", onStop, { once: true });
-      });
-      await Promise.race([reported, graceAfterStop]);
-      stop.signal.removeEventListener("abort", onStop);
-      clearTimeout(graceTimer);
+      // Attribution only for a check a change triggered.
+      const hint = hints.update(report, early ? changedBy : undefined, log);
+      const budget = { budgetMs, signal: stop.signal };
+      await untilDoneOrGrace(
+        (async () => {
+          await reporting.reportCheck(report, budget, hint);
+          await reporting.checkBlockedWrites(budget);
+        })(),
+        stop.signal,
+        SHUTDOWN_GRACE_MS,
+      );
       if (config.terminateOnSuccess && report.verdict === "false") {
         log.info("no user iptables rules found; exiting as -terminateOnSuccess asks");
         return 0;
