@@ -97,12 +97,15 @@ export function checkRules(
           ]);
           matchers.set(table, matcher);
         }
-        const known = caches?.table(table);
+        const tableMatcher = matcher;
+        const verdicts = caches?.table(source.source, table).verdicts(
+          rules,
+          (text) => tableMatcher.matches(text),
+        );
         const unexpected: UnexpectedRule[] = [];
-        for (const rule of rules) {
-          let allowed = known?.get(rule.text);
-          if (allowed === undefined) allowed = matcher.matches(rule.text);
-          known?.set(rule.text, allowed);
+        for (let i = 0; i < rules.length; i++) {
+          const rule = rules[i];
+          const allowed = verdicts ? verdicts[i] === ALLOWED : matcher.matches(rule.text);
           if (!allowed) {
             unexpected.push({ chain: rule.chain, rule: rule.text });
           } else if (options.onMatch) {
@@ -128,10 +131,21 @@ export function checkRules(
   };
 }
 
-/** Verdicts of one table: read from the previous check, written for the next. */
+const ALLOWED = 1;
+
+/** The verdicts of one table of one source, for the rules of the check at hand. */
 export interface TableCache {
-  get(rule: string): boolean | undefined;
-  set(rule: string, allowed: boolean): void;
+  /**
+   * The verdict of each of `rules` (1 allowed, 0 not), taken from the previous check
+   * where it saw the same rule text, else from `decide`.
+   */
+  verdicts(rules: readonly Rule[], decide: (text: string) => boolean): Uint8Array;
+}
+
+/** What a check left for the next one: its rules of one table and their verdicts. */
+interface TableMemory {
+  rules: readonly Rule[];
+  verdicts: Uint8Array;
 }
 
 /**
@@ -139,42 +153,78 @@ export interface TableCache {
  * previous check under the same patterns is not matched again. Each check keeps only
  * the rules it saw, so the cache never outgrows the ruleset; a change of patterns
  * empties it.
+ *
+ * Rules come back in the same order from one check to the next, so the previous check's
+ * rules are walked alongside the current ones and compared in place; only where they
+ * differ (rules added, removed or moved) is the previous check looked up by text.
  */
 export class FamilyCaches {
   #families = new Map<
     Family,
-    {
-      version: string;
-      previous: Map<string, Map<string, boolean>>;
-      current: Map<string, Map<string, boolean>>;
-    }
+    { version: string; previous: Map<string, TableMemory>; current: Map<string, TableMemory> }
   >();
 
   /** Starts a check of `family`: the caches of its tables for patterns at `version`. */
-  forFamily(family: Family, version: string): { table(name: string): TableCache } {
+  forFamily(
+    family: Family,
+    version: string,
+  ): { table(source: string, name: string): TableCache } {
     const old = this.#families.get(family);
     const entry = {
       version,
-      previous: old && old.version === version ? old.current : new Map(),
-      current: new Map<string, Map<string, boolean>>(),
+      previous: old && old.version === version ? old.current : new Map<string, TableMemory>(),
+      current: new Map<string, TableMemory>(),
     };
     this.#families.set(family, entry);
     return {
-      table(name: string): TableCache {
-        const before = entry.previous.get(name);
-        let now = entry.current.get(name);
-        if (!now) {
-          now = new Map();
-          entry.current.set(name, now);
-        }
-        const next = now;
+      table(source: string, name: string): TableCache {
+        const key = `${source}\u0000${name}`;
         return {
-          get: (rule) => before?.get(rule) ?? next.get(rule),
-          set: (rule, allowed) => void next.set(rule, allowed),
+          verdicts(rules, decide) {
+            const verdicts = reuseVerdicts(entry.previous.get(key), rules, decide);
+            entry.current.set(key, { rules, verdicts });
+            return verdicts;
+          },
         };
       },
     };
   }
+}
+
+/** The verdicts of `rules`, reusing those of `before` for every rule text it holds. */
+function reuseVerdicts(
+  before: TableMemory | undefined,
+  rules: readonly Rule[],
+  decide: (text: string) => boolean,
+): Uint8Array {
+  // The parser hands back the same rules when a table did not change: nothing to match.
+  if (before !== undefined && before.rules === rules) return before.verdicts;
+  const verdicts = new Uint8Array(rules.length);
+  let byText: Map<string, number> | undefined;
+  let next = 0; // where the previous check's rules are expected to go on
+  for (let i = 0; i < rules.length; i++) {
+    const text = rules[i].text;
+    if (before !== undefined) {
+      let at: number | undefined = next;
+      if (next >= before.rules.length || before.rules[next].text !== text) {
+        byText ??= indexByText(before.rules);
+        at = byText.get(text);
+      }
+      if (at !== undefined) {
+        verdicts[i] = before.verdicts[at];
+        next = at + 1;
+        continue;
+      }
+    }
+    verdicts[i] = decide(text) ? ALLOWED : 0;
+  }
+  return verdicts;
+}
+
+function indexByText(rules: readonly Rule[]): Map<string, number> {
+  const index = new Map<string, number>();
+  for (let i = 0; i < rules.length; i++) index.set(rules[i].text, i);
+  return index;
 }
 
 /** Exit status of a one-shot check: 1 user rules, 2 could not decide, 0 clean. */

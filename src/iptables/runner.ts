@@ -18,30 +18,47 @@ export type CommandRunner = (
   options: { timeoutMs: number },
 ) => Promise<CommandOutcome>;
 
+/** Bytes asked for by one read (a pipe holds 64 KiB). */
+const CHUNK_BYTES = 64 * 1024;
+/** At most this many spare read buffers are kept. */
+const MAX_KEPT_CHUNKS = 8;
+
 /**
- * Drains a stream into one buffer. Reading stdout and stderr at the same time keeps a
- * child that writes megabytes to either pipe from blocking on a full pipe.
+ * Spare read buffers. The daemon reads megabytes of rules at every check; reading them
+ * through the same few buffers each time, decoding each piece as it arrives, allocates
+ * no buffer per read and none the size of the output, so that memory does not pile up
+ * outside the JavaScript heap between collections.
  */
-async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
+const spareChunks: ArrayBuffer[] = [];
+
+/**
+ * Drains a byte stream and decodes it as UTF-8, invalid bytes replaced. Reading stdout
+ * and stderr at the same time keeps a child that writes megabytes to either pipe from
+ * blocking on a full pipe. Never rejects: a broken pipe keeps what arrived.
+ */
+async function drain(reader: ReadableStreamBYOBReader): Promise<string> {
+  const decoder = new TextDecoder("utf-8", { fatal: false });
+  const pieces: string[] = [];
+  let chunk = spareChunks.pop() ?? new ArrayBuffer(CHUNK_BYTES);
+  /** Whether `chunk` is ours (a pending read holds it, and keeps it if cancelled). */
+  let chunkHeld = true;
   try {
     for (;;) {
-      const { done, value } = await reader.read();
+      chunkHeld = false;
+      const { done, value } = await reader.read(new Uint8Array(chunk));
+      if (value !== undefined) {
+        chunk = value.buffer as ArrayBuffer; // the read hands the buffer back
+        chunkHeld = true;
+        if (value.byteLength > 0) pieces.push(decoder.decode(value, { stream: true }));
+      }
       if (done) break;
-      chunks.push(value);
-      total += value.length;
     }
   } catch {
     // Cancelled after a timeout, or the pipe broke: keep what arrived.
   }
-  const all = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return all;
+  if (chunkHeld && spareChunks.length < MAX_KEPT_CHUNKS) spareChunks.push(chunk);
+  pieces.push(decoder.decode()); // an incomplete sequence at the end becomes U+FFFD
+  return pieces.join("");
 }
 
 function describe(error: unknown): string {
@@ -68,8 +85,8 @@ export const runCommand: CommandRunner = async (command, args, options) => {
     return { kind: "denied", message: describe(error) };
   }
 
-  const stdoutReader = child.stdout.getReader();
-  const stderrReader = child.stderr.getReader();
+  const stdoutReader = child.stdout.getReader({ mode: "byob" });
+  const stderrReader = child.stderr.getReader({ mode: "byob" });
   const stdoutDone = drain(stdoutReader);
   const stderrDone = drain(stderrReader);
 
@@ -87,22 +104,21 @@ export const runCommand: CommandRunner = async (command, args, options) => {
     stderrReader.cancel().catch(() => {});
   }, options.timeoutMs);
 
-  let stdoutBytes: Uint8Array;
-  let stderrBytes: Uint8Array;
+  let stdout: string;
+  let stderr: string;
   let status: Deno.CommandStatus;
   try {
-    [stdoutBytes, stderrBytes, status] = await Promise.all([stdoutDone, stderrDone, child.status]);
+    [stdout, stderr, status] = await Promise.all([stdoutDone, stderrDone, child.status]);
   } finally {
     clearTimeout(timer);
   }
   if (timedOut) return { kind: "timeout" };
 
-  const decoder = new TextDecoder("utf-8", { fatal: false });
   return {
     kind: "exited",
     // Deno reports a child killed by a signal as 128 + the signal number, as a shell does.
     code: status.code,
-    stdout: decoder.decode(stdoutBytes),
-    stderr: decoder.decode(stderrBytes),
+    stdout,
+    stderr,
   };
 };

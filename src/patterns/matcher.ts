@@ -10,11 +10,23 @@
 import type { PatternEntry } from "./allowlist.ts";
 import { compileLinear, hasAstral, sourceFor } from "./regexp.ts";
 
+/** The joined regexp of a table's patterns, per kind of line. */
+interface Joined {
+  /** For lines without surrogate pairs, or for every line when `sameForAstral`. */
+  bmp: RegExp;
+  /** For lines with surrogate pairs; compiled on first need. */
+  full: () => RegExp | null;
+  /**
+   * Both variants have the same source (no pattern has `.` or a class reaching past
+   * the BMP), so no line needs the scan for surrogate pairs.
+   */
+  sameForAstral: boolean;
+}
+
 /** Answers "does any pattern allow this rule?" for one table. */
 export class TableMatcher {
   readonly #entries: readonly PatternEntry[];
-  #bmp: RegExp | null | undefined;
-  #full: RegExp | null | undefined;
+  #joined: Joined | null | undefined;
 
   constructor(entries: readonly PatternEntry[]) {
     this.#entries = entries;
@@ -22,9 +34,12 @@ export class TableMatcher {
 
   /** Whether any pattern matches `line` (a rule line, never holding `\n`). */
   matches(line: string): boolean {
-    const astral = hasAstral(line);
-    const combined = astral ? this.#combined("full") : this.#combined("bmp");
-    if (combined) return combined.test(line);
+    const joined = this.#joined === undefined ? this.#join() : this.#joined;
+    if (joined !== null) {
+      if (joined.sameForAstral || !hasAstral(line)) return joined.bmp.test(line);
+      const full = joined.full();
+      if (full !== null) return full.test(line);
+    }
     return this.#entries.some((entry) => entry.regexp.test(line));
   }
 
@@ -33,23 +48,51 @@ export class TableMatcher {
     return this.#entries.find((entry) => entry.regexp.test(line));
   }
 
-  /** The joined regexp, or null when there is nothing to join or V8 refuses the join. */
-  #combined(variant: "bmp" | "full"): RegExp | null {
-    const cached = variant === "bmp" ? this.#bmp : this.#full;
-    if (cached !== undefined) return cached;
-    let joined: RegExp | null = null;
-    const sources = this.#entries.map((entry) => sourceFor(entry.regexp, variant));
-    if (sources.length === 0) {
-      joined = new RegExp("[]"); // no patterns: nothing is allowed
-    } else if (sources.every((s) => s !== undefined)) {
-      try {
-        joined = compileLinear(sources.map((s) => `(?:${s})`).join("|"));
-      } catch {
-        joined = null; // too large to join: match pattern by pattern
-      }
+  /** Joins the patterns once; null when they cannot be joined or V8 refuses the join. */
+  #join(): Joined | null {
+    this.#joined = null;
+    if (this.#entries.length === 0) {
+      const nothing = new RegExp("[]"); // no patterns: nothing is allowed
+      this.#joined = { bmp: nothing, full: () => nothing, sameForAstral: true };
+      return this.#joined;
     }
-    if (variant === "bmp") this.#bmp = joined;
-    else this.#full = joined;
-    return joined;
+    const bmpSource = joinedSource(this.#entries, "bmp");
+    if (bmpSource === undefined) return null;
+    let bmp: RegExp;
+    try {
+      bmp = compileLinear(bmpSource);
+    } catch {
+      return null; // too large to join: match pattern by pattern
+    }
+    let full: RegExp | null | undefined;
+    const fullSource = joinedSource(this.#entries, "full");
+    this.#joined = {
+      bmp,
+      sameForAstral: fullSource === bmpSource,
+      full: () => {
+        if (full !== undefined) return full;
+        try {
+          full = fullSource === undefined ? null : compileLinear(fullSource);
+        } catch {
+          full = null;
+        }
+        return full;
+      },
+    };
+    return this.#joined;
   }
+}
+
+/** One source matching when any entry matches, or undefined when an entry has none. */
+function joinedSource(
+  entries: readonly PatternEntry[],
+  variant: "bmp" | "full",
+): string | undefined {
+  const sources: string[] = [];
+  for (const entry of entries) {
+    const source = sourceFor(entry.regexp, variant);
+    if (source === undefined) return undefined;
+    sources.push(`(?:${source})`);
+  }
+  return sources.join("|");
 }

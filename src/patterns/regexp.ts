@@ -43,20 +43,35 @@ export function compileLinear(source: string): RegExp {
 }
 
 class CompiledGoRegexp implements GoRegexp {
+  #fullSource: string | undefined;
   #full: RegExp | undefined;
+  /** Whether the BMP variant is also right for astral lines (same source). */
+  #sameForAstral: boolean | undefined;
 
   constructor(
     readonly source: string,
     readonly node: Node,
+    readonly bmpSource: string,
     readonly bmp: RegExp,
   ) {}
 
+  /** The source of the variant for lines with astral code points, emitted once. */
+  get fullSource(): string {
+    return this.#fullSource ??= emitSource(this.node, "full");
+  }
+
   /** The variant for lines with astral code points, compiled on first need. */
   get full(): RegExp {
-    return this.#full ??= compileLinear(emitSource(this.node, "full"));
+    if (this.#full === undefined) {
+      this.#sameForAstral = this.fullSource === this.bmpSource;
+      this.#full = this.#sameForAstral ? this.bmp : compileLinear(this.fullSource);
+    }
+    return this.#full;
   }
 
   test(line: string): boolean {
+    // Most patterns emit the same source for both variants: then no surrogate scan.
+    if (this.#sameForAstral === true) return this.bmp.test(line);
     return hasAstral(line) ? this.full.test(line) : this.bmp.test(line);
   }
 }
@@ -71,7 +86,8 @@ export function compileGoRegexp(source: string): CompileResult {
     throw error;
   }
   try {
-    const regexp = new CompiledGoRegexp(source, node, compileLinear(emitSource(node, "bmp")));
+    const bmpSource = emitSource(node, "bmp");
+    const regexp = new CompiledGoRegexp(source, node, bmpSource, compileLinear(bmpSource));
     regexp.full; // compile now, so a pattern V8 cannot take is reported now, not mid-check
     return { ok: true, regexp };
   } catch (error) {
@@ -81,5 +97,6 @@ export function compileGoRegexp(source: string): CompileResult {
 
 /** The JavaScript source of `node` for lines of the given kind (for combining patterns). */
 export function sourceFor(regexp: GoRegexp, variant: Variant): string | undefined {
-  return regexp instanceof CompiledGoRegexp ? emitSource(regexp.node, variant) : undefined;
+  if (!(regexp instanceof CompiledGoRegexp)) return undefined;
+  return variant === "bmp" ? regexp.bmpSource : regexp.fullSource;
 }
