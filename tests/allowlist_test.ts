@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { loadAllowlist, patternLines } from "../src/patterns/allowlist.ts";
 
-async function withDir(files: Record<string, string | Uint8Array>, fn: (dir: string) => Promise<void>) {
+async function withDir(
+  files: Record<string, string | Uint8Array>,
+  fn: (dir: string) => Promise<void>,
+) {
   const dir = await Deno.makeTempDir({ prefix: "aim-allowlist-" });
   try {
     for (const [name, content] of Object.entries(files)) {
