@@ -29,6 +29,8 @@ interface Emitted {
   source: string;
   /** Product of repetition counts along the worst nesting path, as V8 counts it. */
   replication: number;
+  /** Whether it can match the empty string (V8 counts repeats of such bodies higher). */
+  nullable: boolean;
 }
 
 /** JavaScript regexp source (no flags) with the verdicts of the Go pattern `node`. */
@@ -39,9 +41,9 @@ export function emitSource(node: Node, variant: Variant): string {
 function emit(node: Node, variant: Variant): Emitted {
   switch (node.kind) {
     case "empty":
-      return { source: "(?:)", replication: 1 };
+      return { source: "(?:)", replication: 1, nullable: true };
     case "set":
-      return { source: emitSet(node.set, variant), replication: 1 };
+      return { source: emitSet(node.set, variant), replication: 1, nullable: false };
     case "assert":
       // Rule lines never hold `\n`, so Go's line anchors under (?m) equal text anchors.
       return {
@@ -53,6 +55,7 @@ function emit(node: Node, variant: Variant): Emitted {
           ? "\\b"
           : "\\B",
         replication: 1,
+        nullable: true,
       };
     case "group":
       return emit(node.sub, variant);
@@ -61,6 +64,7 @@ function emit(node: Node, variant: Variant): Emitted {
       return {
         source: parts.map((p) => p.source).join(""),
         replication: Math.max(1, ...parts.map((p) => p.replication)),
+        nullable: parts.every((p) => p.nullable),
       };
     }
     case "alternate": {
@@ -68,6 +72,7 @@ function emit(node: Node, variant: Variant): Emitted {
       return {
         source: `(?:${parts.map((p) => p.source).join("|")})`,
         replication: Math.max(1, ...parts.map((p) => p.replication)),
+        nullable: parts.some((p) => p.nullable),
       };
     }
     case "repeat":
@@ -79,9 +84,10 @@ function emit(node: Node, variant: Variant): Emitted {
 function emitRepeat(body: Emitted, min: number, max: number): Emitted {
   const x = `(?:${body.source})`;
   const count = max < 0 ? Math.max(min, 1) : Math.max(max, 1);
-  // V8 counts `x+` and `x{n,}` over a body that can match empty as more copies than
-  // `x{n}x*`, which means the same: keep the short forms for single-copy bodies only.
-  const unboundedHeavy = max < 0 && min > 0 && body.replication > 1;
+  // V8 counts `x+` and `x{n,}` over a body that can match empty (or holds copies itself)
+  // as more copies than `x{n}x*`, which means the same: keep the short forms for plain
+  // bodies only.
+  const unboundedHeavy = max < 0 && min > 0 && (body.replication > 1 || body.nullable);
   if (count * body.replication <= MAX_REPLICATION && !unboundedHeavy) {
     const op = max < 0
       ? (min === 0 ? "*" : min === 1 ? "+" : `{${min},}`)
@@ -90,21 +96,31 @@ function emitRepeat(body: Emitted, min: number, max: number): Emitted {
       : min === 0 && max === 1
       ? "?"
       : `{${min},${max}}`;
-    return { source: x + op, replication: count * body.replication };
+    return {
+      source: x + op,
+      replication: count * body.replication,
+      nullable: min === 0 || body.nullable,
+    };
   }
   // x{n,m} == x{k} ... x{k} x{n%k}  then  x{0,k} ... x{0,k} x{0,(m-n)%k}  (or x* when unbounded)
   const chunk = Math.max(1, Math.floor(MAX_REPLICATION / body.replication));
   const parts: string[] = [];
+  let widest = 1;
   const times = (n: number, lowerBound: boolean) => {
     for (let left = n; left > 0; left -= chunk) {
       const k = Math.min(chunk, left);
+      widest = Math.max(widest, k);
       parts.push(lowerBound ? `${x}{${k}}` : `${x}{0,${k}}`);
     }
   };
   times(min, true);
   if (max < 0) parts.push(`${x}*`);
   else times(max - min, false);
-  return { source: parts.join(""), replication: chunk * body.replication };
+  return {
+    source: parts.join(""),
+    replication: widest * body.replication,
+    nullable: min === 0 || body.nullable,
+  };
 }
 
 function escapeUnit(unit: number): string {

@@ -8,7 +8,7 @@
  */
 
 import type { PatternEntry } from "./allowlist.ts";
-import { compileLinear, hasAstral, sourceFor } from "./regexp.ts";
+import { compileLinearOnly, compileNative, hasAstral, sourceFor } from "./regexp.ts";
 
 /** The joined regexp of a table's patterns, per kind of line. */
 interface Joined {
@@ -60,7 +60,7 @@ export class TableMatcher {
     if (bmpSource === undefined) return null;
     let bmp: RegExp;
     try {
-      bmp = compileLinear(bmpSource);
+      bmp = compileNative(bmpSource);
     } catch {
       return null; // too large to join: match pattern by pattern
     }
@@ -72,7 +72,7 @@ export class TableMatcher {
       full: () => {
         if (full !== undefined) return full;
         try {
-          full = fullSource === undefined ? null : compileLinear(fullSource);
+          full = fullSource === undefined ? null : compileLinearOnly(fullSource);
         } catch {
           full = null;
         }

@@ -36,10 +36,26 @@ export function hasAstral(line: string): boolean {
   return SURROGATE.test(line);
 }
 
-/** Compiles JavaScript source and proves V8's linear-time engine accepts it. */
-export function compileLinear(source: string): RegExp {
+/**
+ * Compiles source for V8's fast backtracking engine, now (a first run compiles it), after
+ * proving the linear-time engine accepts it too: that is what V8 falls back to when a
+ * line makes the fast engine backtrack too much. Throws when either refuses (e.g. a
+ * pattern too large for the fast engine).
+ */
+export function compileNative(source: string): RegExp {
   if (linearEngineAvailable) new RegExp(source, "l");
-  return new RegExp(source);
+  const regexp = new RegExp(source);
+  regexp.test("");
+  return regexp;
+}
+
+/**
+ * Compiles source for V8's linear-time engine alone. Used for lines with astral code
+ * points (rare): their source holds surrogate-pair alternatives, which the linear engine
+ * compiles at once but the fast engine can take a minute to.
+ */
+export function compileLinearOnly(source: string): RegExp {
+  return new RegExp(source, linearEngineAvailable ? "l" : "");
 }
 
 class CompiledGoRegexp implements GoRegexp {
@@ -64,7 +80,7 @@ class CompiledGoRegexp implements GoRegexp {
   get full(): RegExp {
     if (this.#full === undefined) {
       this.#sameForAstral = this.fullSource === this.bmpSource;
-      this.#full = this.#sameForAstral ? this.bmp : compileLinear(this.fullSource);
+      this.#full = this.#sameForAstral ? this.bmp : compileLinearOnly(this.fullSource);
     }
     return this.#full;
   }
@@ -87,7 +103,13 @@ export function compileGoRegexp(source: string): CompileResult {
   }
   try {
     const bmpSource = emitSource(node, "bmp");
-    const regexp = new CompiledGoRegexp(source, node, bmpSource, compileLinear(bmpSource));
+    let bmp: RegExp;
+    try {
+      bmp = compileNative(bmpSource);
+    } catch {
+      bmp = compileLinearOnly(bmpSource); // too large for the fast engine: still linear
+    }
+    const regexp = new CompiledGoRegexp(source, node, bmpSource, bmp);
     regexp.full; // compile now, so a pattern V8 cannot take is reported now, not mid-check
     return { ok: true, regexp };
   } catch (error) {

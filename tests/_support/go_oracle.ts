@@ -158,15 +158,6 @@ self.onmessage = (event) => {
 self.postMessage({ type: "ready" });
 `;
 
-/** Whether the engine module exists yet (it is written in parallel with these tests). */
-export function engineExists(): boolean {
-  try {
-    return Deno.statSync(new URL(engineModule)).isFile;
-  } catch {
-    return false;
-  }
-}
-
 /** A worker running `compileGoRegexp`; close it when done. */
 export interface Engine {
   /**
