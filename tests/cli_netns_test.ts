@@ -5,29 +5,12 @@
  * exact set of unexpected rules per family, source and table, and the exit code.
  */
 import assert from "node:assert/strict";
-import { z } from "zod";
 import type { Family } from "../src/iptables/types.ts";
 import { type Backend, type Netns, netnsRequires, withNetns } from "./_support/netns.ts";
+import { type Report, ReportSchema } from "./_support/report_schema.ts";
 
 const REPO_ROOT = new URL("..", import.meta.url).pathname;
 const RUN_TIMEOUT_MS = 180_000;
-
-/** The `-output json` contract of DESIGN.md, checked as the boundary it is. */
-const Report = z.object({
-  node: z.string().nullable(),
-  unexpected: z.boolean(),
-  families: z.array(z.object({
-    family: z.enum(["ipv4", "ipv6"]),
-    source: z.string(),
-    tables: z.array(z.object({
-      table: z.string(),
-      rules: z.number().int().nonnegative(),
-      unexpected: z.array(z.object({ chain: z.string(), rule: z.string() })),
-    })),
-  })),
-  errors: z.array(z.object({ kind: z.string(), message: z.string() }).passthrough()),
-});
-type Report = z.infer<typeof Report>;
 
 /**
  * Rulesets written exactly as iptables-save prints them back, so the expected lines below
@@ -233,7 +216,7 @@ async function monitor(ns: Netns, families: Family[]): Promise<{ code: number; r
     } catch {
       assert.fail(`exit ${outcome.code}, stdout is no JSON:\n${outcome.stdout}\n${outcome.stderr}`);
     }
-    return { code: outcome.code, report: Report.parse(json) };
+    return { code: outcome.code, report: ReportSchema.parse(json) };
   } finally {
     await Deno.remove(root, { recursive: true });
   }

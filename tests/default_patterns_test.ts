@@ -4,30 +4,14 @@
  * rules seen on real nodes, they flag look-alikes, and Go's `regexp` agrees with all that.
  */
 import assert from "node:assert/strict";
-import { z } from "zod";
 import { generateRuleset } from "../bench/ruleset.ts";
 import { type TableName, TABLES } from "../src/iptables/types.ts";
 import { runMonitor } from "./_support/cli.ts";
 import { askGo, type OracleCase } from "./_support/go_oracle.ts";
 import { requires } from "./_support/requires.ts";
+import { type Report, ReportSchema } from "./_support/report_schema.ts";
 
 const PATTERNS = new URL("../patterns/", import.meta.url).pathname;
-
-const reportSchema = z.object({
-  node: z.string().nullable(),
-  unexpected: z.boolean(),
-  families: z.array(z.object({
-    family: z.enum(["ipv4", "ipv6"]),
-    source: z.string(),
-    tables: z.array(z.object({
-      table: z.string(),
-      rules: z.number().int(),
-      unexpected: z.array(z.object({ chain: z.string(), rule: z.string() })),
-    })),
-  })),
-  errors: z.array(z.object({ kind: z.string(), message: z.string() }).passthrough()),
-});
-type Report = z.infer<typeof reportSchema>;
 
 /** Runs one check of both families against dumps, with the shipped allowlists. */
 async function check(dump4: string, dump6: string): Promise<{ code: number; report: Report }> {
@@ -46,7 +30,7 @@ async function check(dump4: string, dump6: string): Promise<{ code: number; repo
       `-rulesFile=${dir}/v4`,
       `-rulesFile6=${dir}/v6`,
     ]);
-    const report = reportSchema.parse(JSON.parse(result.stdout));
+    const report = ReportSchema.parse(JSON.parse(result.stdout));
     return { code: result.code, report };
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -19,6 +19,7 @@ import {
 import { monitorArgs, ROOT, runMonitor, type RunResult } from "./_support/cli.ts";
 import { netnsRequires, withNetns } from "./_support/netns.ts";
 import { hasCommand, missing, requires } from "./_support/requires.ts";
+import { type Report, ReportSchema } from "./_support/report_schema.ts";
 
 /** The V8 flags that make matching linear-time; the monitor must never run without them. */
 const REGEXP_ENGINE_FLAGS = [
@@ -26,22 +27,6 @@ const REGEXP_ENGINE_FLAGS = [
   "--enable-experimental-regexp-engine-on-excessive-backtracks",
   "--regexp-backtracks-before-fallback=10000",
 ];
-
-const Report = z.object({
-  node: z.string().nullable(),
-  unexpected: z.boolean(),
-  families: z.array(z.object({
-    family: z.enum(["ipv4", "ipv6"]),
-    source: z.string(),
-    tables: z.array(z.object({
-      table: z.string(),
-      rules: z.number().int().nonnegative(),
-      unexpected: z.array(z.object({ chain: z.string(), rule: z.string() })),
-    })),
-  })),
-  errors: z.array(z.object({ kind: z.string(), message: z.string() }).passthrough()),
-});
-type Report = z.infer<typeof Report>;
 
 function denoJson(): string {
   return Deno.readTextFileSync(`${ROOT}/deno.json`);
@@ -60,7 +45,7 @@ function flagTable(flags: readonly string[]): Map<string, string[]> {
 
 function parseReport(result: RunResult): Report {
   try {
-    return Report.parse(JSON.parse(result.stdout));
+    return ReportSchema.parse(JSON.parse(result.stdout));
   } catch (error) {
     throw new Error(`no JSON report (exit ${result.code}): ${result.stderr}\n${error}`);
   }
