@@ -68,7 +68,15 @@ export type MatchListener = (
 ) => void;
 
 const TABLE_ORDER: readonly string[] = TABLES;
-const READ_ERROR_KINDS = new Set(["allowlist", "iptables", "rules-file"]);
+/**
+ * Error kinds that mean part of the node's rules went unchecked. A pattern Go would
+ * reject is skipped as upstream does, so it does not make a check incomplete.
+ */
+export const READ_ERROR_KINDS: ReadonlySet<string> = new Set([
+  "allowlist",
+  "iptables",
+  "rules-file",
+]);
 
 /** Decides which rules are unexpected, and the verdict, for the given families. */
 export function checkRules(

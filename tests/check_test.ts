@@ -161,3 +161,26 @@ Deno.test("-v 3 hears which pattern allowed each rule", () => {
     "-A INPUT -s 1.2.3.4/32 -j DROP <- filter:1",
   ]);
 });
+
+Deno.test("cached verdicts stay right when rules are inserted, removed and reordered", () => {
+  const cache = new FamilyCaches();
+  const patterns = allowlist({ global: ["ACCEPT$"] });
+  const check = (lines: string[]) =>
+    checkRules([{ family: "ipv4", allowlist: patterns, read: read("ipv4", { filter: lines }) }], {
+      node: null,
+      cache,
+    }).families[0].tables[0].unexpected.map((u) => u.rule);
+  const a = "-A INPUT -i lo -j ACCEPT";
+  const b = "-A INPUT -s 1.2.3.4/32 -j DROP";
+  const c = "-A INPUT -p tcp -j ACCEPT";
+  const d = "-A FORWARD -j REJECT";
+  const sequence: string[][] = [[a, b], [a, c, b], [b, a], [d, a, b, c], [c], [], [b, b, d], [a]];
+  for (const lines of sequence) {
+    const uncached = checkRules([{
+      family: "ipv4",
+      allowlist: patterns,
+      read: read("ipv4", { filter: lines }),
+    }], { node: null }).families[0].tables[0].unexpected.map((u) => u.rule);
+    assert.deepEqual(check(lines), uncached, lines.join(" | "));
+  }
+});

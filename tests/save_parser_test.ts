@@ -278,3 +278,24 @@ Deno.test("a 200,000-rule dump parses completely", () => {
   assert.equal(last.chain, `KUBE-SEP-${chains - 1}`);
   assert.ok(last.text.startsWith(`-A KUBE-SEP-${chains - 1} -p tcp`));
 });
+
+Deno.test("a table parsed again is reused only while its rules are the same", () => {
+  const dump = (rule: string, counters: string) =>
+    `*filter\n:INPUT ACCEPT [${counters}]\n:FORWARD ACCEPT [0:0]\n${rule}\nCOMMIT\n`;
+  const tablesOf = (text: string) => {
+    const result = parseIptablesSave(text);
+    if (!result.ok) throw new Error(result.message);
+    return result.tables;
+  };
+  const first = tablesOf(dump("-A INPUT -i lo -j ACCEPT", "1:2"));
+  const countersOnly = tablesOf(dump("-A INPUT -i lo -j ACCEPT", "99:1234"));
+  assert.deepEqual(countersOnly, first);
+  const changed = tablesOf(dump("-A INPUT -s 1.2.3.4/32 -j DROP", "99:1234"));
+  assert.deepEqual(changed[0].rules.map((r) => r.text), [
+    "-P INPUT ACCEPT",
+    "-P FORWARD ACCEPT",
+    "-A INPUT -s 1.2.3.4/32 -j DROP",
+  ]);
+  const back = tablesOf(dump("-A INPUT -i lo -j ACCEPT", "5:6"));
+  assert.deepEqual(back, first);
+});

@@ -1,3 +1,4 @@
+import { READ_ERROR_KINDS } from "../check.ts";
 import type { Family } from "../iptables/types.ts";
 import type { CheckSummary } from "./label.ts";
 import type { UnexpectedRule } from "./messages.ts";
@@ -17,12 +18,6 @@ export interface CheckReportShape {
   }[];
 }
 
-/**
- * Error kinds that mean part of the node's rules went unchecked. A pattern Go would
- * reject is skipped as upstream does, so it does not make a check incomplete.
- */
-const UNREADABLE_KINDS: ReadonlySet<string> = new Set(["allowlist", "iptables", "rules-file"]);
-
 /** What reporting needs from a check report: the unexpected rules and what was unread. */
 export function summaryOf(report: CheckReportShape): CheckSummary {
   const unexpected: UnexpectedRule[] = [];
@@ -32,7 +27,7 @@ export function summaryOf(report: CheckReportShape): CheckSummary {
     }
   }
   const unreadable = report.errors
-    .filter((error) => UNREADABLE_KINDS.has(error.kind))
+    .filter((error) => READ_ERROR_KINDS.has(error.kind))
     .map((error) => {
       const where = error.source ?? error.file;
       return `${error.family}${where === undefined ? "" : ` ${where}`}: ${error.message}`;
