@@ -16,7 +16,7 @@ import { formatTextReport } from "./src/report/text.ts";
 import { runDaemon } from "./src/daemon.ts";
 import { dryRunReporting, kubeReporting, type Reporting } from "./src/reporting.ts";
 import { scan } from "./src/scan.ts";
-import { startWatcher } from "./src/watch.ts";
+import { startWatcher } from "./src/watch/watcher.ts";
 
 async function writeAll(stream: { write(p: Uint8Array): Promise<number> }, text: string) {
   let bytes = new TextEncoder().encode(text);

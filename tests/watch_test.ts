@@ -10,16 +10,20 @@ import {
   ChangeDebouncer,
   type DebounceOptions,
   DEFAULT_DEBOUNCE,
+  type TimerId,
+  type Timers,
+} from "../src/watch/debounce.ts";
+import {
   describeGenerations,
   GenerationTracker,
+  parseMonitorLine,
+} from "../src/watch/monitor_line.ts";
+import {
   monitorArguments,
   type MonitorProcess,
   type MonitorSpawner,
-  parseMonitorLine,
-  RulesetWatcher,
-  type TimerId,
-  type Timers,
-} from "../src/watch.ts";
+} from "../src/watch/monitor_process.ts";
+import { RulesetWatcher } from "../src/watch/watcher.ts";
 
 // ---------------------------------------------------------------------------------------
 // Helpers
