@@ -20,7 +20,7 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { ApiFixture } from "./_support/api_fixture.ts";
-import { type DaemonProcess, startDaemon } from "./_support/daemon.ts";
+import { type DaemonProcess, startDaemon, waitFor as waitForCondition } from "./_support/daemon.ts";
 import { legacyKernelMissing, type Netns, withNetns } from "./_support/netns.ts";
 import { requires } from "./_support/requires.ts";
 import { linkNetns, type VethLink } from "./_support/veth.ts";
@@ -74,34 +74,14 @@ function ciliumPath(node: string): string {
   return `/apis/cilium.io/v2/ciliumnodes/${node}`;
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function lastLines(text: string, count = 30): string {
-  return text.trimEnd().split("\n").slice(-count).join("\n");
-}
-
-/** Polls `condition` until it holds; fails with the daemon's log when it does not in time. */
-async function waitFor(
+/** Polls `condition` until it holds, within this file's deadline by default. */
+function waitFor(
   what: string,
   daemon: DaemonProcess,
   condition: () => boolean,
   timeoutMs = DEADLINE_MS,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (daemon.exited()) {
-      throw new Error(`the monitor ended while waiting for ${what}:\n${daemon.stderr()}`);
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `no ${what} within ${timeoutMs} ms; the monitor's last log lines:\n` +
-          lastLines(daemon.stderr()),
-      );
-    }
-    await delay(50);
-  }
+  return waitForCondition(what, daemon, condition, timeoutMs);
 }
 
 /** The fixture's view of one node: label, requests, Events. */

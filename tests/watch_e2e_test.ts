@@ -9,7 +9,13 @@
 
 import assert from "node:assert/strict";
 import { ApiFixture } from "./_support/api_fixture.ts";
-import { type DaemonProcess, startDaemon } from "./_support/daemon.ts";
+import {
+  type DaemonProcess,
+  delay,
+  lastLines,
+  startDaemon,
+  waitFor as waitForCondition,
+} from "./_support/daemon.ts";
 import { type Netns, withNetns } from "./_support/netns.ts";
 import { requires } from "./_support/requires.ts";
 import { linkNetns } from "./_support/veth.ts";
@@ -28,33 +34,14 @@ const needs = requires({
   commands: ["ip", "iptables-nft", "iptables-nft-restore", "xtables-monitor", "openssl"],
 });
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function lastLines(text: string, count = 30): string {
-  return text.trimEnd().split("\n").slice(-count).join("\n");
-}
-
-async function waitFor(
+/** Polls `condition` until it holds, within this file's deadline by default. */
+function waitFor(
   what: string,
   daemon: DaemonProcess,
   condition: () => boolean,
   timeoutMs = DEADLINE_MS,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (daemon.exited()) {
-      throw new Error(`the monitor ended while waiting for ${what}:\n${daemon.stderr()}`);
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `no ${what} within ${timeoutMs} ms; the monitor's last log lines:\n` +
-          lastLines(daemon.stderr()),
-      );
-    }
-    await delay(25);
-  }
+  return waitForCondition(what, daemon, condition, timeoutMs);
 }
 
 /** The PIDs of the live (not zombie) processes whose parent is `ppid` and comm is `name`. */

@@ -137,3 +137,35 @@ export function startDaemon(options: DaemonOptions): DaemonProcess {
     },
   };
 }
+
+/** Resolves after `ms`. */
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The last `count` lines of a log, for failure messages. */
+export function lastLines(text: string, count = 30): string {
+  return text.trimEnd().split("\n").slice(-count).join("\n");
+}
+
+/** Polls `condition` until it holds; fails with the daemon's log when it does not in time. */
+export async function waitFor(
+  what: string,
+  daemon: DaemonProcess,
+  condition: () => boolean,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (daemon.exited()) {
+      throw new Error(`the monitor ended while waiting for ${what}:\n${daemon.stderr()}`);
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `no ${what} within ${timeoutMs} ms; the monitor's last log lines:\n` +
+          lastLines(daemon.stderr()),
+      );
+    }
+    await delay(25);
+  }
+}
