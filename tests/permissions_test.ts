@@ -16,7 +16,7 @@ import {
   explainCompileFailure,
   monitorFlags,
 } from "../tools/compile.ts";
-import { monitorArgs, ROOT, runMonitor, type RunResult } from "./_support/cli.ts";
+import { monitorArgs, ROOT, runCaptured, runMonitor, type RunResult } from "./_support/cli.ts";
 import { netnsRequires, withNetns } from "./_support/netns.ts";
 import { hasCommand, missing, requires } from "./_support/requires.ts";
 import { type Report, ReportSchema } from "./_support/report_schema.ts";
@@ -82,20 +82,11 @@ async function runWithPipedDump(
   const deno = monitorArgs();
   const main = deno.pop();
   const argv = [Deno.execPath(), ...deno, ...extraFlags, main ?? ENTRY_POINT, ...args];
-  const output = await new Deno.Command("bash", {
-    args: ["-c", '"$@" -rulesFile=<(cat "$AIM_DUMP")', "bash", ...argv],
-    env: { NO_COLOR: "1", AIM_DUMP: dumpPath },
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  return await runCaptured(
+    "bash",
+    ["-c", '"$@" -rulesFile=<(cat "$AIM_DUMP")', "bash", ...argv],
+    { env: { NO_COLOR: "1", AIM_DUMP: dumpPath } },
+  );
 }
 
 /** Every source file of the program (main.ts and src/), with its text. */
@@ -379,21 +370,10 @@ Deno.test({
 async function compileTask(args: string[], env: Record<string, string>): Promise<RunResult> {
   const inherited = Deno.env.toObject();
   delete inherited.DENORT_BIN;
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["task", "--quiet", "compile", ...args],
+  return await runCaptured(Deno.execPath(), ["task", "--quiet", "compile", ...args], {
     clearEnv: true,
     env: { ...inherited, NO_COLOR: "1", ...env },
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  });
 }
 
 function assertOneClearLine(result: RunResult, pattern: RegExp): void {

@@ -35,9 +35,22 @@ export async function runMonitor(
   const commandArgs = prefix.length > 0
     ? [...prefix.slice(1), Deno.execPath(), ...monitorArgs(), ...args]
     : [...monitorArgs(), ...args];
-  const output = await new Deno.Command(command, {
-    args: commandArgs,
+  return await runCaptured(command, commandArgs, {
     env: { NO_COLOR: "1", ...options.env },
+    cwd: options.cwd ?? ROOT,
+  });
+}
+
+/** Runs a command with no input and captures how it ended and what it printed. */
+export async function runCaptured(
+  command: string,
+  args: string[],
+  options: { env?: Record<string, string>; clearEnv?: boolean; cwd?: string } = {},
+): Promise<RunResult> {
+  const output = await new Deno.Command(command, {
+    args,
+    env: options.env,
+    clearEnv: options.clearEnv,
     cwd: options.cwd ?? ROOT,
     stdin: "null",
     stdout: "piped",
