@@ -11,7 +11,7 @@ import {
 } from "@kubernetes/client-node";
 import { z } from "zod";
 import { type ApiRequest, describeRequest, KubeApiError, toKubeApiError } from "./errors.ts";
-import { DenoFetchTransport } from "./transport.ts";
+import { NodeHttpsTransport } from "./transport.ts";
 
 /** Upstream's limit: every API request gives up after 5 s. */
 export const REQUEST_TIMEOUT_MS = 5_000;
@@ -152,22 +152,24 @@ function requestOptions(
 export interface KubeApiOptions {
   /** Per-request timeout; defaults to {@linkcode REQUEST_TIMEOUT_MS}. */
   timeoutMs?: number;
-  /** Hears every request's outcome: the HTTP status, `timeout` or `network` (metrics). */
+  /** Hears every request's outcome: the HTTP status, `timeout`, `network`,
+   * `untrusted`, ... (metrics). */
   onRequest?: (request: ApiRequest, result: string) => void;
 }
 
 /**
  * The {@linkcode KubeApi} over `@kubernetes/client-node` (its API classes, auth and
- * serialization; requests go out through Deno's fetch, see `transport.ts`). Reads ask
- * for `resourceVersion=0`, which the API server answers from its watch cache instead of
- * etcd: a few thousand nodes reading each check cost the control plane little.
+ * serialization; requests go out over `node:https` trusting only the cluster CA, see
+ * `transport.ts`). Reads ask for `resourceVersion=0`, which the API server answers from
+ * its watch cache instead of etcd: a few thousand nodes reading each check cost the
+ * control plane little.
  * Throws when the configuration cannot be used (e.g. insecure-skip-tls-verify).
  */
 export function createKubeApi(config: KubeConfig, options: KubeApiOptions = {}): KubeApi {
   const timeoutMs = options.timeoutMs ?? REQUEST_TIMEOUT_MS;
   const custom = config.makeApiClient(CustomObjectsApi);
   const core = config.makeApiClient(CoreV1Api);
-  const transport = new DenoFetchTransport(config);
+  const transport = new NodeHttpsTransport(config);
 
   async function call<T>(
     request: ApiRequest,

@@ -14,15 +14,36 @@ export interface ApiRequest {
 }
 
 /**
- * How a request failed: the server answered with an error status, no answer came in
- * time, the connection failed, the answer could not be understood, or the request
- * could not be prepared here (e.g. the token file is unreadable).
+ * How a request failed: the server answered with an error status (a refused redirect
+ * too), no answer came in time, the connection failed, the server's certificate was
+ * refused, the answer could not be understood, or the request could not be prepared
+ * here (e.g. the token file is unreadable).
  */
-export type FailureKind = "status" | "timeout" | "network" | "response" | "local";
+export type FailureKind = "status" | "timeout" | "network" | "untrusted" | "response" | "local";
 
 /** A request could not be prepared: credentials or TLS files unreadable or unusable. */
 export class LocalSetupError extends Error {
   override readonly name = "LocalSetupError";
+}
+
+/**
+ * The API server answered with a redirect. Redirects are never followed: the request
+ * would go where the kubeconfig does not say (another host, or plain HTTP).
+ */
+export class RedirectRefusedError extends Error {
+  override readonly name = "RedirectRefusedError";
+
+  constructor(readonly status: number, readonly location: string | undefined) {
+    super(
+      `the API server answered ${status} redirecting to ${location ?? "(no Location)"}; ` +
+        "redirects are not followed: point the kubeconfig at the API server itself",
+    );
+  }
+}
+
+/** The server's certificate was refused: not from the configured CA, or not for its name. */
+export class UntrustedServerError extends Error {
+  override readonly name = "UntrustedServerError";
 }
 
 /** A failed API request, with what the reporter needs to retry it or explain it. */
@@ -176,6 +197,17 @@ export function toKubeApiError(
       status,
       retryAfter,
     );
+  }
+  if (error instanceof RedirectRefusedError) {
+    return new KubeApiError(
+      request,
+      "status",
+      `${describeRequest(request)}: ${error.message}`,
+      error.status,
+    );
+  }
+  if (error instanceof UntrustedServerError) {
+    return new KubeApiError(request, "untrusted", `${describeRequest(request)}: ${error.message}`);
   }
   if (error instanceof LocalSetupError) {
     return new KubeApiError(request, "local", `${describeRequest(request)}: ${error.message}`);

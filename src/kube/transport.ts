@@ -7,18 +7,30 @@ import {
   SelfDecodingBody,
 } from "@kubernetes/client-node";
 import { Buffer } from "node:buffer";
-import { LocalSetupError } from "./errors.ts";
+import type { IncomingMessage } from "node:http";
+import https from "node:https";
+import { LocalSetupError, RedirectRefusedError, UntrustedServerError } from "./errors.ts";
 
-/** The TLS and proxy settings of the current context, as PEM text. */
-interface ClientSettings {
-  caCerts: string[];
+/** The largest answer read from the API server; more is an error, not a bigger buffer. */
+export const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+
+/** Connections kept open to the API server (a check sends its requests one at a time). */
+const MAX_SOCKETS = 2;
+
+/** The TLS settings of the current context, as PEM text. */
+interface TlsSettings {
+  /** The cluster's CA: the only one trusted. */
+  ca: string;
   cert?: string;
   key?: string;
-  proxy?: string;
+}
+
+function given(value: string | undefined | null): value is string {
+  return value !== undefined && value !== null && value !== "";
 }
 
 function pemFrom(file: string | undefined, data: string | undefined): string | undefined {
-  if (file !== undefined && file !== null && file !== "") {
+  if (given(file)) {
     try {
       return Deno.readTextFileSync(file);
     } catch (error) {
@@ -26,13 +38,37 @@ function pemFrom(file: string | undefined, data: string | undefined): string | u
       throw new LocalSetupError(`cannot read ${file}: ${reason}`);
     }
   }
-  if (data !== undefined && data !== null && data !== "") {
+  if (given(data)) {
     return Buffer.from(data, "base64").toString("utf8");
   }
   return undefined;
 }
 
-function settingsOf(config: KubeConfig): ClientSettings {
+/** The current cluster's `https://` server URL; throws when it is unusable here. */
+function serverOf(config: KubeConfig): URL {
+  const cluster = config.getCurrentCluster();
+  if (cluster === null) {
+    throw new LocalSetupError("the Kubernetes configuration has no current cluster");
+  }
+  let url: URL;
+  try {
+    url = new URL(cluster.server);
+  } catch {
+    throw new LocalSetupError(
+      `the API server address ${JSON.stringify(cluster.server)} is not a URL`,
+    );
+  }
+  if (url.protocol !== "https:") {
+    throw new LocalSetupError(
+      `the API server address ${cluster.server} is not https://: the monitor sends its ` +
+        "credentials and the label only over TLS",
+    );
+  }
+  return url;
+}
+
+/** Reads the TLS settings of the current context; throws one clear line when unusable. */
+function settingsOf(config: KubeConfig): TlsSettings {
   const cluster = config.getCurrentCluster();
   if (cluster === null) {
     throw new LocalSetupError("the Kubernetes configuration has no current cluster");
@@ -43,44 +79,92 @@ function settingsOf(config: KubeConfig): ClientSettings {
         "(certificate-authority or certificate-authority-data)",
     );
   }
-  if (cluster.tlsServerName !== undefined && cluster.tlsServerName !== null) {
+  if (given(cluster.tlsServerName)) {
     throw new LocalSetupError("tls-server-name is not supported; use the name in the certificate");
   }
-  const user = config.getCurrentUser();
+  if (given(cluster.proxyUrl)) {
+    throw new LocalSetupError(
+      "proxy-url is not supported: the monitor connects to the API server directly",
+    );
+  }
   const ca = pemFrom(cluster.caFile, cluster.caData);
-  const settings: ClientSettings = { caCerts: ca === undefined ? [] : [ca] };
+  if (ca === undefined || !ca.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new LocalSetupError(
+      ca === undefined
+        ? "the cluster has no CA: give certificate-authority or certificate-authority-data " +
+          "(the monitor trusts exactly the cluster's CA, never the system's)"
+        : "the cluster's CA is not a PEM certificate (certificate-authority or " +
+          "certificate-authority-data)",
+    );
+  }
+  const user = config.getCurrentUser();
+  const settings: TlsSettings = { ca };
   const cert = pemFrom(user?.certFile, user?.certData);
   const key = pemFrom(user?.keyFile, user?.keyData);
   if (cert !== undefined && key !== undefined) {
     settings.cert = cert;
     settings.key = key;
   }
-  if (cluster.proxyUrl !== undefined && cluster.proxyUrl !== null && cluster.proxyUrl !== "") {
-    settings.proxy = cluster.proxyUrl;
-  }
   return settings;
 }
 
+/** Node's TLS verification error codes, and what each means for the operator. */
+const TRUST_ERRORS: Record<string, string> = {
+  ERR_TLS_CERT_ALTNAME_INVALID: "its certificate is not for this address",
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "its certificate is not signed by the cluster's CA",
+  UNABLE_TO_GET_ISSUER_CERT: "its certificate is not signed by the cluster's CA",
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "its certificate is not signed by the cluster's CA",
+  SELF_SIGNED_CERT_IN_CHAIN: "its certificate is not signed by the cluster's CA",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "its certificate is self-signed, not signed by the cluster's CA",
+  CERT_HAS_EXPIRED: "its certificate has expired",
+  CERT_NOT_YET_VALID: "its certificate is not valid yet",
+};
+
+function describeFailure(error: unknown): Error {
+  if (!(error instanceof Error)) return new Error(String(error));
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string" && code in TRUST_ERRORS) {
+    return new UntrustedServerError(
+      `the API server was not trusted: ${TRUST_ERRORS[code]} (${error.message}); only the ` +
+        "CA named by the kubeconfig or the service account is trusted",
+      { cause: error },
+    );
+  }
+  return error;
+}
+
+function headersOf(response: IncomingMessage): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(response.headers)) {
+    if (value === undefined) continue;
+    headers[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  return headers;
+}
+
 /**
- * Sends client-node's requests with Deno's own `fetch` instead of the bundled undici.
- * Under Deno, undici negotiates HTTP/2 through `node:http2`, which crashes the process,
- * and an aborted request whose headers have arrived never settles, so the 5 s timeout
- * could not end a stalled reply. Deno's fetch has neither problem. The body is read
- * before the request counts as answered, so the timeout covers all of it.
+ * Sends client-node's requests over HTTP/1.1 with `node:https`, trusting exactly the
+ * cluster's CA. Deno's `fetch` cannot do that: `Deno.createHttpClient({ caCerts })` adds
+ * the CA to Deno's bundled roots and to `DENO_CERT`, while `node:https` with `ca` trusts
+ * that CA alone (not the bundled roots, not `DENO_CERT`, not the system store). Redirects
+ * are refused, never followed; an answer is read whole (at most
+ * {@linkcode MAX_RESPONSE_BYTES}) before the request counts as answered, so the caller's
+ * timeout covers all of it.
  *
  * The CA and client certificate are read from the configuration at every request
- * (files may be rotated); the HTTP client is rebuilt only when they change.
+ * (files may be rotated); the connection pool is rebuilt only when they change.
  */
-export class DenoFetchTransport implements HttpLibrary {
+export class NodeHttpsTransport implements HttpLibrary {
   readonly #config: KubeConfig;
-  #client: Deno.HttpClient | undefined;
-  #clientKey = "";
+  #agent: https.Agent | undefined;
+  #agentKey = "";
   /** Aborts the requests under way when the transport closes (shutdown must not wait). */
   #closing = new AbortController();
 
   /** Throws when the configuration asks for something this transport cannot do. */
   constructor(config: KubeConfig) {
     this.#config = config;
+    serverOf(config);
     settingsOf(config);
   }
 
@@ -89,58 +173,130 @@ export class DenoFetchTransport implements HttpLibrary {
   }
 
   /**
-   * Aborts the requests under way and closes the HTTP client and its connections; a
-   * later request opens a new one.
+   * Aborts the requests under way and closes the connections; a later request opens
+   * new ones.
    */
   close(): void {
     this.#closing.abort();
     this.#closing = new AbortController();
-    this.#client?.close();
-    this.#client = undefined;
-    this.#clientKey = "";
+    this.#agent?.destroy();
+    this.#agent = undefined;
+    this.#agentKey = "";
   }
 
-  #httpClient(): Deno.HttpClient {
-    const settings = settingsOf(this.#config);
+  #agentFor(settings: TlsSettings): https.Agent {
     const key = JSON.stringify(settings);
-    if (this.#client === undefined || key !== this.#clientKey) {
-      this.#client?.close();
-      this.#client = Deno.createHttpClient({
-        caCerts: settings.caCerts,
-        ...(settings.cert !== undefined && settings.key !== undefined
-          ? { cert: settings.cert, key: settings.key }
-          : {}),
-        ...(settings.proxy !== undefined ? { proxy: { url: settings.proxy } } : {}),
+    if (this.#agent === undefined || key !== this.#agentKey) {
+      this.#agent?.destroy();
+      this.#agent = new https.Agent({
+        keepAlive: true,
+        maxSockets: MAX_SOCKETS,
+        maxFreeSockets: MAX_SOCKETS,
+        ca: settings.ca,
+        cert: settings.cert,
+        key: settings.key,
+        rejectUnauthorized: true,
       });
-      this.#clientKey = key;
+      this.#agentKey = key;
     }
-    return this.#client;
+    return this.#agent;
   }
 
-  async #send(request: RequestContext): Promise<ResponseContext> {
+  #send(request: RequestContext): Promise<ResponseContext> {
     const body = request.getBody();
     if (body !== undefined && typeof body !== "string") {
-      throw new LocalSetupError("only string request bodies are supported");
+      return Promise.reject(new LocalSetupError("only string request bodies are supported"));
     }
-    const response = await fetch(request.getUrl(), {
-      method: request.getHttpMethod(),
-      headers: request.getHeaders(),
-      body,
-      signal: AbortSignal.any([
-        this.#closing.signal,
-        ...(request.getSignal() ? [request.getSignal()!] : []),
-      ]),
-      client: this.#httpClient(),
+    let agent: https.Agent;
+    let target: URL;
+    try {
+      const server = serverOf(this.#config);
+      agent = this.#agentFor(settingsOf(this.#config));
+      target = new URL(request.getUrl());
+      // client-node builds the URL from the server address; anything else is refused.
+      if (target.origin !== server.origin) {
+        throw new LocalSetupError(`refusing a request to ${target.origin}, not ${server.origin}`);
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const signals = [this.#closing.signal];
+    const own = request.getSignal();
+    if (own !== undefined) signals.push(own);
+    const signal = AbortSignal.any(signals);
+    const headers: Record<string, string> = { ...request.getHeaders() };
+    if (body !== undefined) headers["content-length"] = String(Buffer.byteLength(body));
+
+    return new Promise<ResponseContext>((resolve, reject) => {
+      let settled = false;
+      const finish = (error: unknown, value?: ResponseContext) => {
+        if (settled) return;
+        settled = true;
+        signal.removeEventListener("abort", onAbort);
+        if (value !== undefined) resolve(value);
+        else reject(describeFailure(error));
+      };
+      const outgoing = https.request({
+        protocol: "https:",
+        hostname: target.hostname.replace(/^\[(.*)\]$/, "$1"),
+        port: target.port === "" ? 443 : Number(target.port),
+        path: `${target.pathname}${target.search}`,
+        method: request.getHttpMethod(),
+        headers,
+        agent,
+      });
+      function onAbort() {
+        const reason = signal.reason instanceof Error
+          ? signal.reason
+          : new Error("the request was aborted");
+        outgoing.destroy(reason);
+        finish(reason);
+      }
+      if (signal.aborted) {
+        onAbort();
+        return;
+      }
+      signal.addEventListener("abort", onAbort, { once: true });
+      outgoing.on("error", (error) => finish(error));
+      outgoing.on("response", (response: IncomingMessage) => {
+        const status = response.statusCode ?? 0;
+        if (status >= 300 && status < 400) {
+          finish(new RedirectRefusedError(status, response.headers.location));
+          response.destroy();
+          outgoing.destroy();
+          return;
+        }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        response.on("data", (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_RESPONSE_BYTES) {
+            finish(new Error(`the answer is larger than ${MAX_RESPONSE_BYTES / 1024 / 1024} MiB`));
+            response.destroy();
+            outgoing.destroy();
+            return;
+          }
+          chunks.push(chunk);
+        });
+        response.on("error", (error) => finish(error));
+        response.on("aborted", () => finish(new Error("the answer was cut off")));
+        response.on("end", () => {
+          if (!response.complete) {
+            finish(new Error("the answer was cut off"));
+            return;
+          }
+          const bytes = Buffer.concat(chunks);
+          finish(
+            undefined,
+            new ResponseContext(
+              status,
+              headersOf(response),
+              new SelfDecodingBody(Promise.resolve(bytes)),
+            ),
+          );
+        });
+      });
+      outgoing.end(body);
     });
-    const bytes = Buffer.from(await response.arrayBuffer());
-    const headers: Record<string, string> = {};
-    response.headers.forEach((value, name) => {
-      headers[name] = value;
-    });
-    return new ResponseContext(
-      response.status,
-      headers,
-      new SelfDecodingBody(Promise.resolve(bytes)),
-    );
   }
 }

@@ -63,7 +63,9 @@ export type Fault =
    */
   | { kind: "drop"; afterServing?: boolean }
   /** Send headers and the first byte of the body, then nothing until the fixture stops. */
-  | { kind: "stall" };
+  | { kind: "stall" }
+  /** Answer with a redirect (301, 302, 307, 308) to `location`, without serving. */
+  | { kind: "redirect"; status: 301 | 302 | 303 | 307 | 308; location: string };
 
 /** Which requests a fault applies to; by default every request, for ever. */
 export interface FaultTarget {
@@ -297,8 +299,13 @@ function droppedResponse(): Response {
 export class ApiFixture implements AsyncDisposable {
   /** A kubeconfig trusting the fixture's CA, with {@linkcode token} as bearer token. */
   readonly kubeconfigPath: string;
-  /** The PEM file of the CA that signed the server certificate. */
+  /** The PEM file of the CA the kubeconfig trusts (the one that signed the certificate). */
   readonly caCertPath: string;
+  /**
+   * With `certificate: "foreign-ca"`, the PEM file of the other CA that signed the
+   * server's certificate (what a test passes in `DENO_CERT`); else undefined.
+   */
+  readonly foreignCaCertPath: string | undefined;
   /** A temporary directory, removed by {@linkcode stop}. */
   readonly dir: string;
 
@@ -311,9 +318,15 @@ export class ApiFixture implements AsyncDisposable {
   #faults: ActiveFault[] = [];
   #resourceVersion = 1000;
 
-  private constructor(dir: string, caCertPath: string, token: string) {
+  private constructor(
+    dir: string,
+    caCertPath: string,
+    token: string,
+    foreignCaCertPath: string | undefined,
+  ) {
     this.dir = dir;
     this.caCertPath = caCertPath;
+    this.foreignCaCertPath = foreignCaCertPath;
     this.kubeconfigPath = `${dir}/kubeconfig`;
     this.#token = token;
   }
@@ -323,14 +336,40 @@ export class ApiFixture implements AsyncDisposable {
    * at {@linkcode kubeconfigPath}. It listens on 127.0.0.1 unless `hostname` names
    * another local address (a daemon in a network namespace reaches the host through a
    * veth pair, not through 127.0.0.1); the certificate covers that address too.
+   *
+   * `certificate` makes it misbehave: `"wrong-name"` serves a certificate from the
+   * kubeconfig's CA made for another name only (`DNS:elsewhere.invalid`);
+   * `"foreign-ca"` serves a valid certificate for the address from another CA
+   * ({@linkcode foreignCaCertPath}), not the one the kubeconfig trusts.
    */
-  static async start(options: { token?: string; hostname?: string } = {}): Promise<ApiFixture> {
+  static async start(
+    options: {
+      token?: string;
+      hostname?: string;
+      certificate?: "valid" | "wrong-name" | "foreign-ca";
+    } = {},
+  ): Promise<ApiFixture> {
     const hostname = options.hostname ?? "127.0.0.1";
+    const certificate = options.certificate ?? "valid";
     const dir = await Deno.makeTempDir({ prefix: "aim-api-" });
     let fixture: ApiFixture | undefined;
     try {
-      const pki = await makeTestPki(dir, [hostname]);
-      fixture = new ApiFixture(dir, pki.caCertPath, options.token ?? "aim-test-token");
+      const trusted = await makeTestPki(
+        dir,
+        [hostname],
+        certificate === "wrong-name" ? { names: ["DNS:elsewhere.invalid"] } : {},
+      );
+      let pki = trusted;
+      if (certificate === "foreign-ca") {
+        await Deno.mkdir(`${dir}/foreign`);
+        pki = await makeTestPki(`${dir}/foreign`, [hostname]);
+      }
+      fixture = new ApiFixture(
+        dir,
+        trusted.caCertPath,
+        options.token ?? "aim-test-token",
+        certificate === "foreign-ca" ? pki.caCertPath : undefined,
+      );
       const self = fixture;
       const server = Deno.serve({
         hostname,
@@ -346,7 +385,7 @@ export class ApiFixture implements AsyncDisposable {
       fixture.#url = url;
       await Deno.writeTextFile(
         fixture.kubeconfigPath,
-        kubeconfigText({ server: url, caCert: pki.caCert, token: fixture.#token }),
+        kubeconfigText({ server: url, caCert: trusted.caCert, token: fixture.#token }),
       );
       return fixture;
     } catch (error) {
@@ -546,6 +585,12 @@ export class ApiFixture implements AsyncDisposable {
         case "stall":
           record.fault = "stall";
           return this.#stalledResponse();
+        case "redirect":
+          record.fault = `redirect ${fault.status}`;
+          return new Response(`see ${fault.location}\n`, {
+            status: fault.status,
+            headers: { location: fault.location, "content-type": "text/plain" },
+          });
         case "slow":
           record.fault = "slow";
           await pause(fault.delayMs, this.#stopping.signal);

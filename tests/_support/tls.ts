@@ -32,10 +32,16 @@ async function openssl(args: string[], cwd: string): Promise<void> {
 /**
  * Makes a CA and a server certificate signed by it (P-256 keys, valid one day, SANs
  * `IP:127.0.0.1`, `DNS:localhost` and any `ips` given, e.g. a veth address a network
- * namespace reaches the server on) in `dir`, which must exist.
+ * namespace reaches the server on) in `dir`, which must exist. `names` replaces those
+ * SANs (e.g. `["DNS:elsewhere.invalid"]` for a certificate made for another name).
  */
-export async function makeTestPki(dir: string, ips: readonly string[] = []): Promise<TestPki> {
-  const names = ["IP:127.0.0.1", "DNS:localhost", ...ips.map((ip) => `IP:${ip}`)];
+export async function makeTestPki(
+  dir: string,
+  ips: readonly string[] = [],
+  options: { names?: readonly string[] } = {},
+): Promise<TestPki> {
+  const names = options.names ??
+    ["IP:127.0.0.1", "DNS:localhost", ...ips.map((ip) => `IP:${ip}`)];
   const ext = [
     "basicConstraints=critical,CA:FALSE",
     "keyUsage=critical,digitalSignature,keyEncipherment",

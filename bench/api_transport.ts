@@ -1,0 +1,208 @@
+/**
+ * Request latency and memory of the Kubernetes API transport, against the HTTPS API
+ * fixture on loopback. Each measurement is a fresh process:
+ *
+ * - `fetch`: Deno's own `fetch` with a `Deno.createHttpClient` trusting the fixture's CA,
+ *   GETting the CiliumNode: the floor, measured in the same run;
+ * - `loaded`: `@kubernetes/client-node` and our client loaded, no request sent: the memory
+ *   floor of a daemon that talks to the API;
+ * - `ours`: our client (`createKubeApi`), the same GETs, then merge-patches of the label.
+ *
+ * Processes of the three kinds alternate. Prints a Markdown section (for BENCHMARKS.md)
+ * and the raw numbers as JSON with `--json`.
+ *
+ * Run: `deno run -A bench/api_transport.ts [--runs 5] [--requests 300] [--json]`.
+ *
+ * @module
+ */
+import { ApiFixture } from "../tests/_support/api_fixture.ts";
+import { memorySnapshot } from "./memory.ts";
+
+/** What one probe process measured. */
+export interface TransportProbe {
+  kind: "fetch" | "loaded" | "ours";
+  /** Milliseconds per GET, in order (the first opens the connection). */
+  getMs: number[];
+  /** Milliseconds per PATCH, in order. */
+  patchMs: number[];
+  /** Resident set after the requests (and a forced GC where available), in bytes. */
+  rss: number;
+  heapUsed: number;
+}
+
+const NODE = "bench-node";
+const LABEL = "kubernetes.azure.com/user-iptables-rules";
+
+async function probe(
+  kind: TransportProbe["kind"],
+  kubeconfig: string,
+  url: string,
+  ca: string,
+  requests: number,
+): Promise<TransportProbe> {
+  const getMs: number[] = [];
+  const patchMs: number[] = [];
+  if (kind === "fetch") {
+    const client = Deno.createHttpClient({ caCerts: [ca] });
+    const token = JSON.parse(await Deno.readTextFile(kubeconfig)).users[0].user.token;
+    for (let i = 0; i < requests; i++) {
+      const started = performance.now();
+      const response = await fetch(`${url}/apis/cilium.io/v2/ciliumnodes/${NODE}`, {
+        client,
+        headers: { authorization: `Bearer ${token}` },
+      });
+      await response.arrayBuffer();
+      getMs.push(performance.now() - started);
+    }
+    client.close();
+  } else {
+    const { createKubeApi } = await import("../src/kube/client.ts");
+    const { loadKubeConfig } = await import("../src/kube/config.ts");
+    const api = createKubeApi(loadKubeConfig({ kubeconfig }));
+    if (kind === "ours") {
+      for (let i = 0; i < requests; i++) {
+        const started = performance.now();
+        await api.getCiliumNode(NODE);
+        getMs.push(performance.now() - started);
+      }
+      for (let i = 0; i < Math.ceil(requests / 3); i++) {
+        const started = performance.now();
+        await api.patchCiliumNodeLabels(NODE, { [LABEL]: i % 2 === 0 ? "true" : "false" });
+        patchMs.push(performance.now() - started);
+      }
+    }
+    api.close();
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  const memory = memorySnapshot();
+  return { kind, getMs, patchMs, rss: memory.rss, heapUsed: memory.heapUsed };
+}
+
+function flag(name: string, fallback: number): number {
+  const index = Deno.args.indexOf(name);
+  return index === -1 ? fallback : Number(Deno.args[index + 1]);
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+const MiB = 1024 * 1024;
+
+async function runProbe(
+  kind: TransportProbe["kind"],
+  api: ApiFixture,
+  requests: number,
+): Promise<TransportProbe> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      "-A",
+      "--v8-flags=--expose-gc",
+      import.meta.filename ?? new URL(import.meta.url).pathname,
+      "--probe",
+      kind,
+      api.kubeconfigPath,
+      api.url,
+      api.caCertPath,
+      String(requests),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(output.stdout);
+  if (!output.success) {
+    throw new Error(`probe ${kind} failed: ${new TextDecoder().decode(output.stderr)}`);
+  }
+  return JSON.parse(stdout) as TransportProbe;
+}
+
+async function main(): Promise<void> {
+  const probeAt = Deno.args.indexOf("--probe");
+  if (probeAt !== -1) {
+    const [kind, kubeconfig, url, caPath, requests] = Deno.args.slice(probeAt + 1);
+    const ca = await Deno.readTextFile(caPath);
+    const result = await probe(
+      kind as TransportProbe["kind"],
+      kubeconfig,
+      url,
+      ca,
+      Number(requests),
+    );
+    console.log(JSON.stringify(result));
+    return;
+  }
+  const runs = flag("--runs", 5);
+  const requests = flag("--requests", 300);
+  await using api = await ApiFixture.start();
+  api.seedCiliumNode(NODE);
+  const results: TransportProbe[] = [];
+  for (let run = 0; run < runs; run++) {
+    for (const kind of ["fetch", "loaded", "ours"] as const) {
+      results.push(await runProbe(kind, api, requests));
+    }
+  }
+  const of = (kind: TransportProbe["kind"]) => results.filter((r) => r.kind === kind);
+  // The first request of each process opens the connection (TCP + TLS): reported apart.
+  const warm = (probes: TransportProbe[], pick: (p: TransportProbe) => number[]) =>
+    probes.flatMap((p) => pick(p).slice(1));
+  const first = (probes: TransportProbe[]) => median(probes.map((p) => p.getMs[0]));
+  const summary = {
+    runs,
+    requests,
+    fetch: {
+      getP50: median(warm(of("fetch"), (p) => p.getMs)),
+      getP95: percentile(warm(of("fetch"), (p) => p.getMs), 95),
+      firstGet: first(of("fetch")),
+      rssMiB: median(of("fetch").map((p) => p.rss)) / MiB,
+    },
+    loaded: { rssMiB: median(of("loaded").map((p) => p.rss)) / MiB },
+    ours: {
+      getP50: median(warm(of("ours"), (p) => p.getMs)),
+      getP95: percentile(warm(of("ours"), (p) => p.getMs), 95),
+      firstGet: first(of("ours")),
+      patchP50: median(warm(of("ours"), (p) => p.patchMs)),
+      patchP95: percentile(warm(of("ours"), (p) => p.patchMs), 95),
+      rssMiB: median(of("ours").map((p) => p.rss)) / MiB,
+    },
+  };
+  if (Deno.args.includes("--json")) {
+    console.log(JSON.stringify(summary, null, 2));
+    return;
+  }
+  const ms = (value: number) => `${value.toFixed(2)} ms`;
+  const ratio = (value: number, floor: number) => `${(value / floor).toFixed(2)}x`;
+  console.log([
+    `| measure | Deno fetch (floor) | ours | ours / floor |`,
+    `| --- | --- | --- | --- |`,
+    `| GET, median (warm connection) | ${ms(summary.fetch.getP50)} | ${ms(summary.ours.getP50)} | ${
+      ratio(summary.ours.getP50, summary.fetch.getP50)
+    } |`,
+    `| GET, 95th percentile | ${ms(summary.fetch.getP95)} | ${ms(summary.ours.getP95)} | ${
+      ratio(summary.ours.getP95, summary.fetch.getP95)
+    } |`,
+    `| first GET (connect + TLS) | ${ms(summary.fetch.firstGet)} | ${ms(summary.ours.firstGet)} | ${
+      ratio(summary.ours.firstGet, summary.fetch.firstGet)
+    } |`,
+    `| merge-patch, median | | ${ms(summary.ours.patchP50)} | |`,
+    `| RSS after the requests | ${summary.fetch.rssMiB.toFixed(1)} MiB | ${
+      summary.ours.rssMiB.toFixed(1)
+    } MiB (client loaded, no request: ${summary.loaded.rssMiB.toFixed(1)} MiB) | ${
+      ratio(summary.ours.rssMiB, summary.loaded.rssMiB)
+    } of loaded |`,
+  ].join("\n"));
+}
+
+if (import.meta.main) await main();
