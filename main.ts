@@ -76,6 +76,7 @@ async function serveDaemon(
     try {
       server = startMetricsServer(config.metricsAddress, metrics, {
         intervalSeconds: config.interval,
+        warn: (line) => log.warning(line),
       });
     } catch (error) {
       log.error(

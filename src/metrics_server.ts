@@ -6,6 +6,7 @@
  * @module
  */
 
+import { type HttpLimits, type HttpResponse, startHttpServer } from "./http_server.ts";
 import { type Metrics, METRICS_CONTENT_TYPE } from "./metrics.ts";
 
 /** Health fails when no check completed within this many intervals. */
@@ -27,6 +28,10 @@ export interface MetricsServerOptions {
   intervalSeconds: number;
   /** The clock; tests inject one. */
   now?: () => Date;
+  /** Hears accept and connection errors, rate-limited (the daemon's warning log). */
+  warn?: (line: string) => void;
+  /** Tighter limits than the defaults (`DEFAULT_LIMITS` in `http_server.ts`); for tests. */
+  limits?: Partial<HttpLimits>;
 }
 
 /** The health of the daemon, and the short text `/healthz` answers with. */
@@ -86,16 +91,19 @@ export function healthOf(
   return { healthy: false, message: `unhealthy: no check completed within ${window}; ${what}` };
 }
 
-function text(status: number, body: string, headers: Record<string, string> = {}): Response {
-  return new Response(`${body}\n`, {
+function text(status: number, body: string, headers: Record<string, string> = {}): HttpResponse {
+  return {
     status,
     headers: { "content-type": "text/plain; charset=utf-8", ...headers },
-  });
+    body: `${body}\n`,
+  };
 }
 
 /**
- * Starts serving `/metrics` and `/healthz` on `address` (`host:port`). Throws one clear
- * line when the address cannot be used (e.g. the port is taken).
+ * Starts serving `/metrics` and `/healthz` on `address` (`host:port`) with the small
+ * HTTP/1.1 server of `http_server.ts` (deadlines, a connection cap, no body, errors
+ * that never end the daemon). Throws one clear line when the address cannot be used
+ * (e.g. the port is taken).
  */
 export function startMetricsServer(
   address: string,
@@ -105,30 +113,28 @@ export function startMetricsServer(
   const { hostname, port } = parseListenAddress(address);
   const now = options.now ?? (() => new Date());
   const startedAt = now();
-  const handler = (request: Request): Response => {
-    const path = new URL(request.url).pathname;
-    if (path !== "/metrics" && path !== "/healthz") {
-      return text(404, "not found: the monitor serves /metrics and /healthz");
-    }
-    if (request.method !== "GET" && request.method !== "HEAD") {
-      return text(405, "method not allowed: use GET", { allow: "GET, HEAD" });
-    }
-    if (path === "/metrics") {
-      return new Response(metrics.render(), {
-        headers: { "content-type": METRICS_CONTENT_TYPE },
-      });
-    }
-    const health = healthOf(metrics.lastCheckAt, startedAt, options.intervalSeconds, now());
-    return text(health.healthy ? 200 : 503, health.message);
-  };
-  let server: Deno.HttpServer<Deno.NetAddr>;
   try {
-    server = Deno.serve({
+    const server = startHttpServer({
       hostname,
       port,
-      onListen() {},
-      onError: () => text(500, "internal error"),
-    }, handler);
+      limits: options.limits,
+      warn: options.warn,
+      handler(request) {
+        if (request.path !== "/metrics" && request.path !== "/healthz") {
+          return text(404, "not found: the monitor serves /metrics and /healthz");
+        }
+        if (request.path === "/metrics") {
+          return {
+            status: 200,
+            headers: { "content-type": METRICS_CONTENT_TYPE },
+            body: metrics.render(),
+          };
+        }
+        const health = healthOf(metrics.lastCheckAt, startedAt, options.intervalSeconds, now());
+        return text(health.healthy ? 200 : 503, health.message);
+      },
+    });
+    return { port: server.port, hostname: server.hostname, close: () => server.close() };
   } catch (error) {
     const reason = error instanceof Deno.errors.AddrInUse
       ? "the address is already in use"
@@ -137,9 +143,4 @@ export function startMetricsServer(
       : String(error);
     throw new Error(`cannot serve metrics on ${address}: ${reason}`);
   }
-  return {
-    port: server.addr.port,
-    hostname: server.addr.hostname,
-    close: () => server.shutdown(),
-  };
 }

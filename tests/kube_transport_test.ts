@@ -118,7 +118,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "monitor: a CA trusted through DENO_CERT but not named by the kubeconfig is refused",
+  name:
+    "monitor: a CA trusted through DENO_CERT (or NODE_EXTRA_CA_CERTS, SSL_CERT_FILE) is refused",
   ...needs,
   async fn() {
     const api = await ApiFixture.start({ certificate: "foreign-ca" });
@@ -149,7 +150,16 @@ Deno.test({
         `-kubeconfig=${api.kubeconfigPath}`,
         `-input=${dir}/allow`,
         `-rulesFile=${rules}`,
-      ], { env: { DENO_CERT: foreignCa, NODE_NAME: "node-1" } });
+      ], {
+        // Every way a process can be told to trust more CAs: Deno's, Node's, OpenSSL's.
+        env: {
+          DENO_CERT: foreignCa,
+          NODE_EXTRA_CA_CERTS: foreignCa,
+          SSL_CERT_FILE: foreignCa,
+          DENO_TLS_CA_STORE: "mozilla,system",
+          NODE_NAME: "node-1",
+        },
+      });
       assert.match(result.stderr, /not signed by the cluster's CA/, result.stderr);
       assert.deepEqual(api.requests(), [], "no request reached the server");
       assert.equal(api.labels("node-1")?.[LABEL], undefined, "the label was not written");
