@@ -14,9 +14,13 @@
  *   one when all are being answered;
  * - only `GET` and `HEAD`, a target of at most {@linkcode HttpLimits.maxTargetBytes}, a
  *   head of at most {@linkcode HttpLimits.maxHeadBytes}, and no body;
- * - an accept or connection error is reported through a rate-limited log and never ends
- *   the server: after running out of file descriptors it accepts again once some are
- *   free.
+ * - an accept or connection error is reported through a rate-limited log (one line per
+ *   kind every 10 s, with a count) and never ends the server; out of file descriptors,
+ *   it closes the connection that has waited longest for a request, else backs off, and
+ *   accepts again once descriptors are free.
+ *
+ * An evicted or timed-out connection counts until its descriptor is released, so the
+ * process never holds more than `maxConnections + 1` of them for the port.
  *
  * @module
  */

@@ -431,6 +431,18 @@ Deno.test("the DaemonSet runs flags the program accepts, with its inputs where t
   const probe = container.livenessProbe?.httpGet;
   assert.equal(probe?.path, "/healthz");
   assert.ok(probe?.port === port || probe?.port === metricsPort.name);
+  assert.equal(probe?.host, undefined, "the kubelet probes the pod IP: the node IP");
+  // Listening on the node IP only: HOST_IP from the downward API, expanded by the kubelet.
+  assert.equal(parseListenAddress(config.metricsAddress).hostname, "$(HOST_IP)");
+  const hostIp = container.env?.find((e) => e.name === "HOST_IP");
+  assert.equal(hostIp?.valueFrom?.fieldRef?.fieldPath, "status.hostIP");
+  assert.equal(metricsPort.hostPort, port, "hostNetwork: hostPort is the container port");
+  assert.equal(
+    daemonSet.spec?.template.metadata?.annotations?.["prometheus.io/port"],
+    String(port),
+    "Prometheus scrapes the port served",
+  );
+  assert.ok(!CILIUM_PORTS.includes(port), `port ${port} is one of Cilium's`);
   assert.equal(daemonSet.metadata?.namespace, one(V1ServiceAccount).metadata?.namespace);
 
   const { requests, limits } = container.resources ?? {};
@@ -441,6 +453,31 @@ Deno.test("the DaemonSet runs flags the program accepts, with its inputs where t
     assert.ok(quantity(request) <= quantity(limit), resource);
   }
 });
+
+/**
+ * The TCP ports Cilium uses on a node: the "ports available on each node" of Cilium's
+ * system requirements, and Hubble's metrics server (`hubble-metrics-server: ":9965"`).
+ */
+const CILIUM_PORTS = [
+  4240,
+  4244,
+  4245,
+  4250,
+  4251,
+  6060,
+  6061,
+  6062,
+  9878,
+  9879,
+  9890,
+  9891,
+  9893,
+  9901,
+  9962,
+  9963,
+  9964,
+  9965,
+];
 
 /** The capabilities the code needs: iptables reads, plus the BPF map with -checkMap. */
 function neededCapabilities(config: Config): string[] {

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { monitorArgs, ROOT } from "./_support/cli.ts";
 import { delay, lastLines } from "./_support/daemon.ts";
 import { requires } from "./_support/requires.ts";
-import { DEFAULT_LIMITS, type HttpLimits, parseHead } from "../src/http_server.ts";
+import { DEFAULT_LIMITS, type HttpLimits, parseHead, startHttpServer } from "../src/http_server.ts";
 import { Metrics } from "../src/metrics.ts";
 import { startMetricsServer } from "../src/metrics_server.ts";
 
@@ -420,4 +420,26 @@ Deno.test({
       await drained;
     }
   },
+});
+
+Deno.test("metrics port: a client that does not read its answers is cut at the write deadline", async () => {
+  const body = "x".repeat(64 * 1024);
+  const server = startHttpServer({
+    hostname: "127.0.0.1",
+    port: 0,
+    limits: { writeTimeoutMs: 300 },
+    handler: () => ({ status: 200, body }),
+  });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    // 200 pipelined requests ask for 12.8 MiB, far more than the socket buffers hold.
+    await conn.write(encoder.encode("GET /metrics HTTP/1.1\r\n\r\n".repeat(200)));
+    await delay(1500);
+    assert.equal(server.openConnections(), 0, "the stalled connection was closed");
+    const received = (await readToEnd(conn)).length;
+    assert.ok(received < 200 * body.length, `${received} bytes: not every answer was sent`);
+  } finally {
+    closeQuietly(conn);
+    await server.close();
+  }
 });
