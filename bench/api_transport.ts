@@ -8,10 +8,13 @@
  *   floor of a daemon that talks to the API;
  * - `ours`: our client (`createKubeApi`), the same GETs, then merge-patches of the label.
  *
- * Processes of the three kinds alternate. Prints a Markdown section (for BENCHMARKS.md)
- * and the raw numbers as JSON with `--json`.
+ * With `--baseline DIR` (a checkout of another version, e.g. `git archive REV | tar -x`),
+ * `loaded` and `ours` are also measured with that version's code, in the same run: the
+ * before and after of a transport change. Processes of every kind alternate. Prints a
+ * Markdown table (for BENCHMARKS.md), or the raw numbers as JSON with `--json`.
  *
- * Run: `deno run -A bench/api_transport.ts [--runs 5] [--requests 300] [--json]`.
+ * Run: `deno run -A bench/api_transport.ts [--runs 5] [--requests 300] [--baseline DIR]
+ * [--json]`.
  *
  * @module
  */
@@ -99,18 +102,22 @@ function percentile(values: number[], p: number): number {
 
 const MiB = 1024 * 1024;
 
+const SELF = import.meta.filename ?? new URL(import.meta.url).pathname;
+
 async function runProbe(
   kind: TransportProbe["kind"],
   api: ApiFixture,
   requests: number,
+  root?: string,
 ): Promise<TransportProbe> {
   const output = await new Deno.Command(Deno.execPath(), {
+    cwd: root,
     args: [
       "run",
       "--quiet",
       "-A",
       "--v8-flags=--expose-gc",
-      import.meta.filename ?? new URL(import.meta.url).pathname,
+      root === undefined ? SELF : `${root}/bench/api_transport.ts`,
       "--probe",
       kind,
       api.kubeconfigPath,
@@ -146,15 +153,22 @@ async function main(): Promise<void> {
   }
   const runs = flag("--runs", 5);
   const requests = flag("--requests", 300);
+  const baselineAt = Deno.args.indexOf("--baseline");
+  const baseline = baselineAt === -1 ? undefined : Deno.args[baselineAt + 1];
   await using api = await ApiFixture.start();
   api.seedCiliumNode(NODE);
   const results: TransportProbe[] = [];
+  const before: TransportProbe[] = [];
   for (let run = 0; run < runs; run++) {
     for (const kind of ["fetch", "loaded", "ours"] as const) {
       results.push(await runProbe(kind, api, requests));
+      if (baseline !== undefined && kind !== "fetch") {
+        before.push(await runProbe(kind, api, requests, baseline));
+      }
     }
   }
   const of = (kind: TransportProbe["kind"]) => results.filter((r) => r.kind === kind);
+  const beforeOf = (kind: TransportProbe["kind"]) => before.filter((r) => r.kind === kind);
   // The first request of each process opens the connection (TCP + TLS): reported apart.
   const warm = (probes: TransportProbe[], pick: (p: TransportProbe) => number[]) =>
     probes.flatMap((p) => pick(p).slice(1));
@@ -177,31 +191,79 @@ async function main(): Promise<void> {
       patchP95: percentile(warm(of("ours"), (p) => p.patchMs), 95),
       rssMiB: median(of("ours").map((p) => p.rss)) / MiB,
     },
+    before: baseline === undefined ? undefined : {
+      getP50: median(warm(beforeOf("ours"), (p) => p.getMs)),
+      getP95: percentile(warm(beforeOf("ours"), (p) => p.getMs), 95),
+      firstGet: first(beforeOf("ours")),
+      patchP50: median(warm(beforeOf("ours"), (p) => p.patchMs)),
+      patchP95: percentile(warm(beforeOf("ours"), (p) => p.patchMs), 95),
+      rssMiB: median(beforeOf("ours").map((p) => p.rss)) / MiB,
+      loadedRssMiB: median(beforeOf("loaded").map((p) => p.rss)) / MiB,
+    },
   };
   if (Deno.args.includes("--json")) {
     console.log(JSON.stringify(summary, null, 2));
     return;
   }
   const ms = (value: number) => `${value.toFixed(2)} ms`;
+  const mib = (value: number) => `${value.toFixed(1)} MiB`;
   const ratio = (value: number, floor: number) => `${(value / floor).toFixed(2)}x`;
+  const { fetch: floor, ours, before: old } = summary;
+  const row = (what: string, f: string, b: string, a: string, ratios: string) =>
+    `| ${what} | ${f} | ${b} | ${a} | ${ratios} |`;
+  const both = (after: number, previous: number | undefined, base: number) =>
+    previous === undefined
+      ? ratio(after, base)
+      : `${ratio(previous, base)} -> ${ratio(after, base)}`;
   console.log([
-    `| measure | Deno fetch (floor) | ours | ours / floor |`,
-    `| --- | --- | --- | --- |`,
-    `| GET, median (warm connection) | ${ms(summary.fetch.getP50)} | ${ms(summary.ours.getP50)} | ${
-      ratio(summary.ours.getP50, summary.fetch.getP50)
-    } |`,
-    `| GET, 95th percentile | ${ms(summary.fetch.getP95)} | ${ms(summary.ours.getP95)} | ${
-      ratio(summary.ours.getP95, summary.fetch.getP95)
-    } |`,
-    `| first GET (connect + TLS) | ${ms(summary.fetch.firstGet)} | ${ms(summary.ours.firstGet)} | ${
-      ratio(summary.ours.firstGet, summary.fetch.firstGet)
-    } |`,
-    `| merge-patch, median | | ${ms(summary.ours.patchP50)} | |`,
-    `| RSS after the requests | ${summary.fetch.rssMiB.toFixed(1)} MiB | ${
-      summary.ours.rssMiB.toFixed(1)
-    } MiB (client loaded, no request: ${summary.loaded.rssMiB.toFixed(1)} MiB) | ${
-      ratio(summary.ours.rssMiB, summary.loaded.rssMiB)
-    } of loaded |`,
+    `| measure | Deno fetch (floor) | before | after | before -> after, against the floor |`,
+    `| --- | --- | --- | --- | --- |`,
+    row(
+      "GET, median (warm connection)",
+      ms(floor.getP50),
+      old ? ms(old.getP50) : "",
+      ms(ours.getP50),
+      both(ours.getP50, old?.getP50, floor.getP50),
+    ),
+    row(
+      "GET, 95th percentile",
+      ms(floor.getP95),
+      old ? ms(old.getP95) : "",
+      ms(ours.getP95),
+      both(ours.getP95, old?.getP95, floor.getP95),
+    ),
+    row(
+      "first GET of a process (connect, TLS, request)",
+      ms(floor.firstGet),
+      old ? ms(old.firstGet) : "",
+      ms(ours.firstGet),
+      both(ours.firstGet, old?.firstGet, floor.firstGet),
+    ),
+    row(
+      "merge-patch of the label, median",
+      "",
+      old ? ms(old.patchP50) : "",
+      ms(ours.patchP50),
+      old ? ratio(ours.patchP50, old.patchP50) + " of before" : "",
+    ),
+    row(
+      "RSS, client loaded, no request",
+      "",
+      old ? mib(old.loadedRssMiB) : "",
+      mib(summary.loaded.rssMiB),
+      old ? ratio(summary.loaded.rssMiB, old.loadedRssMiB) + " of before" : "",
+    ),
+    row(
+      "RSS after the requests (forced GC)",
+      mib(floor.rssMiB),
+      old ? mib(old.rssMiB) : "",
+      mib(ours.rssMiB),
+      old
+        ? `${ratio(old.rssMiB, old.loadedRssMiB)} -> ${
+          ratio(ours.rssMiB, summary.loaded.rssMiB)
+        } of loaded`
+        : ratio(ours.rssMiB, summary.loaded.rssMiB) + " of loaded",
+    ),
   ].join("\n"));
 }
 

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { ApiFixture } from "./_support/api_fixture.ts";
-import { runCaptured, runMonitor } from "./_support/cli.ts";
+import { ROOT, runCaptured, runMonitor } from "./_support/cli.ts";
 import { requires } from "./_support/requires.ts";
 import { kubeconfigText, makeTestPki } from "./_support/tls.ts";
 import { Tripwire } from "./_support/tripwire.ts";
@@ -289,6 +289,49 @@ Deno.test({
     } finally {
       kube.close();
       await api.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "transport: after close() cuts off a slow request, nothing keeps the process alive",
+  ...needs,
+  async fn() {
+    const api = await ApiFixture.start();
+    const dir = await Deno.makeTempDir({ prefix: "aim-close-" });
+    try {
+      api.seedNode("node-1");
+      api.inject({ kind: "slow", delayMs: 20_000 }, { path: "/api/v1/nodes/slow" });
+      // A first request succeeds, so that the slow one could have reused its connection.
+      const script = `${dir}/client.ts`;
+      await Deno.writeTextFile(
+        script,
+        [
+          `import { createKubeApi } from "${ROOT}/src/kube/client.ts";`,
+          `import { loadKubeConfig } from "${ROOT}/src/kube/config.ts";`,
+          `const kube = createKubeApi(loadKubeConfig({ kubeconfig: Deno.args[0] }), ` +
+          `{ timeoutMs: 60_000 });`,
+          `await kube.getNode("node-1");`,
+          `const slow = kube.getNode("slow").catch((e) => console.log("cut:", e.kind));`,
+          `setTimeout(() => kube.close(), 300);`,
+          `await slow;`,
+        ].join("\n"),
+      );
+      const started = performance.now();
+      const result = await runCaptured(Deno.execPath(), [
+        "run",
+        "-A",
+        `--config=${ROOT}/deno.json`,
+        script,
+        api.kubeconfigPath,
+      ]);
+      const elapsed = performance.now() - started;
+      assert.equal(result.stdout.trim(), "cut: network", result.stderr);
+      assert.ok(elapsed < 10_000, `the process ended ${Math.round(elapsed)} ms after start`);
+      assert.equal(api.requests({ path: "/api/v1/nodes/slow" }).length, 1);
+    } finally {
+      await api.stop();
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });

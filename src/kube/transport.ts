@@ -14,7 +14,7 @@ import { LocalSetupError, RedirectRefusedError, UntrustedServerError } from "./e
 /** The largest answer read from the API server; more is an error, not a bigger buffer. */
 export const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 
-/** Connections kept open to the API server (a check sends its requests one at a time). */
+/** Connections open at once to the API server (a check sends its requests one at a time). */
 const MAX_SOCKETS = 2;
 
 /** The TLS settings of the current context, as PEM text. */
@@ -188,10 +188,12 @@ export class NodeHttpsTransport implements HttpLibrary {
     const key = JSON.stringify(settings);
     if (this.#agent === undefined || key !== this.#agentKey) {
       this.#agent?.destroy();
+      // No keep-alive: under Deno, destroying a request on a reused socket leaves its
+      // read pending until the server answers, which would hold shutdown. A check sends
+      // a handful of requests every interval; a TLS handshake each costs little.
       this.#agent = new https.Agent({
-        keepAlive: true,
+        keepAlive: false,
         maxSockets: MAX_SOCKETS,
-        maxFreeSockets: MAX_SOCKETS,
         ca: settings.ca,
         cert: settings.cert,
         key: settings.key,
