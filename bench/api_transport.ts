@@ -14,12 +14,33 @@
  * Markdown table (for BENCHMARKS.md), or the raw numbers as JSON with `--json`.
  *
  * Run: `deno run -A bench/api_transport.ts [--runs 5] [--requests 300] [--baseline DIR]
- * [--json]`.
+ * [--json | --write]`. `--write` puts the section into BENCHMARKS.md between
+ * {@linkcode SECTION_BEGIN} and {@linkcode SECTION_END} (the suite keeps it when it
+ * rewrites the file).
  *
  * @module
  */
 import { ApiFixture } from "../tests/_support/api_fixture.ts";
+import { describeMachine } from "./machine.ts";
 import { memorySnapshot } from "./memory.ts";
+import { mustRun } from "./measure.ts";
+
+/** Where this benchmark's section starts and ends in BENCHMARKS.md. */
+export const SECTION_BEGIN = "<!-- api-transport: written by bench/api_transport.ts -->";
+export const SECTION_END = "<!-- /api-transport -->";
+
+/** The marked sections of `markdown` that other scripts own, to carry into a rewrite. */
+export function ownedSections(markdown: string): string[] {
+  const sections: string[] = [];
+  let from = markdown.indexOf(SECTION_BEGIN);
+  while (from !== -1) {
+    const end = markdown.indexOf(SECTION_END, from);
+    if (end === -1) break;
+    sections.push(markdown.slice(from, end + SECTION_END.length));
+    from = markdown.indexOf(SECTION_BEGIN, end);
+  }
+  return sections;
+}
 
 /** What one probe process measured. */
 export interface TransportProbe {
@@ -151,6 +172,8 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(result));
     return;
   }
+  const started = new Date();
+  const loadStart = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
   const runs = flag("--runs", 5);
   const requests = flag("--requests", 300);
   const baselineAt = Deno.args.indexOf("--baseline");
@@ -215,11 +238,11 @@ async function main(): Promise<void> {
     previous === undefined
       ? ratio(after, base)
       : `${ratio(previous, base)} -> ${ratio(after, base)}`;
-  console.log([
+  const table = [
     `| measure | Deno fetch (floor) | before | after | before -> after, against the floor |`,
     `| --- | --- | --- | --- | --- |`,
     row(
-      "GET, median (warm connection)",
+      "GET, median (requests after the first)",
       ms(floor.getP50),
       old ? ms(old.getP50) : "",
       ms(ours.getP50),
@@ -264,7 +287,60 @@ async function main(): Promise<void> {
         } of loaded`
         : ratio(ours.rssMiB, summary.loaded.rssMiB) + " of loaded",
     ),
-  ].join("\n"));
+  ].join("\n");
+  if (!Deno.args.includes("--write")) {
+    console.log(table);
+    return;
+  }
+  await writeSection(table, { runs, requests, baseline, loadStart, started });
+}
+
+async function writeSection(
+  table: string,
+  run: { runs: number; requests: number; baseline?: string; loadStart: string; started: Date },
+): Promise<void> {
+  const machine = await describeMachine();
+  const root = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+  const file = `${root}/BENCHMARKS.md`;
+  const command =
+    `deno run -A bench/api_transport.ts --runs ${run.runs} --requests ${run.requests}` +
+    (run.baseline === undefined ? "" : " --baseline DIR") + " --write";
+  const section = [
+    SECTION_BEGIN,
+    "",
+    "## Kubernetes API transport",
+    "",
+    `Written by \`${command}\` on ${run.started.toISOString().slice(0, 16).replace("T", " ")} ` +
+    "UTC; not by the suite, which keeps this section when it rewrites the file.",
+    "",
+    "Requests to the API fixture (`tests/_support/api_fixture.ts`, HTTPS on loopback) from " +
+    "fresh processes, alternating: Deno's own `fetch` with `Deno.createHttpClient({ caCerts })` " +
+    "(the floor), our `createKubeApi` GETting a CiliumNode and merge-patching its label " +
+    `(${run.requests} GETs, then a third as many PATCHes, per process; ${run.runs} processes ` +
+    "of each kind), and the client loaded without a request (the memory floor). " +
+    (run.baseline === undefined ? "" : "`before` is the code before the transport change " +
+      "(`DIR` from `git archive 6307bb0`: `fetch` with `caCerts`, HTTP/2, kept-alive), " +
+      "`after` this one (`node:https` with `ca`, HTTP/1.1, a connection per request), " +
+      "measured in the same run. ") +
+    "Latencies are medians and 95th percentiles over all processes, without each process's " +
+    "first request, shown apart; RSS is the median after a forced GC.",
+    "",
+    `Machine: ${machine.cpu}, ${machine.cores} cores (shared with other work; load average ` +
+    `${run.loadStart} at the start, ${machine.loadAverage} at the end), ` +
+    `${machine.memoryGiB} GiB, ${machine.kernel}, Deno ${machine.deno}.`,
+    "",
+    table,
+    "",
+    SECTION_END,
+  ].join("\n");
+  const current = await Deno.readTextFile(file);
+  const [old] = ownedSections(current);
+  const next = old === undefined
+    ? `${current.trimEnd()}\n\n${section}\n`
+    : current.replace(old, section);
+  await Deno.writeTextFile(file, next);
+  await mustRun([Deno.execPath(), "fmt", "--quiet", file], { cwd: root });
+  console.log(`wrote the API transport section of ${file}`);
 }
 
 if (import.meta.main) await main();

@@ -33,6 +33,7 @@ import type { MemorySnapshot } from "./memory.ts";
 import type { DaemonProbe, MatchProbe, PhasesProbe } from "./probe.ts";
 import { type ProfileSummary, summariseCpuProfile, summarisePerf } from "./profile.ts";
 import { renderMarkdown } from "./report.ts";
+import { ownedSections } from "./api_transport.ts";
 
 /** The allowlist every run uses: the shipped IPv4 patterns (relative to the repo root). */
 export const INPUT = "patterns/ipv4";
@@ -597,7 +598,9 @@ if (import.meta.main) {
   if (args.has("--no-write")) {
     console.log(markdown);
   } else {
-    await Deno.writeTextFile(out, markdown);
+    // Sections other scripts write (bench/api_transport.ts) are carried over.
+    const owned = await Deno.readTextFile(out).then(ownedSections, () => []);
+    await Deno.writeTextFile(out, [markdown.trimEnd(), ...owned].join("\n\n") + "\n");
     // Laid out as `deno fmt` would, so `deno task check` passes on the generated file.
     await mustRun([Deno.execPath(), "fmt", "--quiet", out], { cwd: ROOT });
     log(`wrote ${out}`);
