@@ -335,3 +335,20 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "transport: an IPv6 API server address works",
+  ...needs,
+  async fn() {
+    const api = await ApiFixture.start({ hostname: "::1" });
+    const kube = clientFor(api);
+    try {
+      assert.match(api.url, /^https:\/\/\[::1\]:\d+$/);
+      api.seedNode("node-1", "uid-1");
+      assert.deepEqual(await kube.getNode("node-1"), { uid: "uid-1" });
+    } finally {
+      kube.close();
+      await api.stop();
+    }
+  },
+});

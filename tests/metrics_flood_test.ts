@@ -101,7 +101,7 @@ Deno.test("metrics port: idle, half-sent and byte-at-a-time requests are cut at 
     await drip;
     for (const [what, ms] of [["idle", times[0]], ["half-sent", times[1]], ["slow", times[2]]]) {
       assert.ok(
-        Number(ms) >= 300 && Number(ms) < 400 + 500,
+        Number(ms) >= 300 && Number(ms) < 400 + 1500,
         `${what} connection closed after ${ms} ms; the header deadline is 400 ms`,
       );
     }
@@ -127,7 +127,10 @@ Deno.test("metrics port: a kept-alive connection is closed after the idle timeou
     );
     await delay(100);
     const ms = await closedWithin(conn, 3000);
-    assert.ok(ms >= 500 && ms < 700 + 500, `closed ${ms} ms after the last answer; idle is 700 ms`);
+    assert.ok(
+      ms >= 500 && ms < 700 + 1500,
+      `closed ${ms} ms after the last answer; idle is 700 ms`,
+    );
   } finally {
     closeQuietly(conn);
     await server.close();
@@ -319,7 +322,7 @@ Deno.test({
       const heads = flood.filter((entry) => entry.kind !== "kept");
       const slowest = Math.max(...heads.map((entry) => entry.closedAt! - floodEnd));
       assert.ok(
-        slowest < DEFAULT_LIMITS.headerTimeoutMs + 3000,
+        slowest < DEFAULT_LIMITS.headerTimeoutMs + 5000,
         `a connection without a request was closed ${Math.round(slowest)} ms after the flood`,
       );
       assert.ok(!exited, `the daemon ended:\n${lastLines(log.text)}`);
