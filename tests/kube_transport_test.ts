@@ -352,3 +352,26 @@ Deno.test({
     }
   },
 });
+
+Deno.test("transport: a CA file that is a FIFO or too large is one clear error, never a wait", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "aim-ca-file-" });
+  try {
+    const fifo = `${dir}/ca.fifo`;
+    const made = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assert.ok(made.success, "mkfifo");
+    const big = `${dir}/ca-big.crt`;
+    await Deno.writeTextFile(big, "-----BEGIN CERTIFICATE-----\n" + "A".repeat(2 << 20));
+    for (const [path, message] of [[fifo, /not a regular file/], [big, /larger than 1024 KiB/]]) {
+      const config = await writeConfig(dir, {
+        server: "https://10.0.0.1",
+        "certificate-authority": path,
+      });
+      assert.throws(
+        () => createKubeApi(loadKubeConfig({ kubeconfig: config })),
+        new RegExp(`cannot read ${path}: ${(message as RegExp).source}`),
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -29,15 +29,37 @@ function given(value: string | undefined | null): value is string {
   return value !== undefined && value !== null && value !== "";
 }
 
-function pemFrom(file: string | undefined, data: string | undefined): string | undefined {
-  if (given(file)) {
-    try {
-      return Deno.readTextFileSync(file);
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new LocalSetupError(`cannot read ${file}: ${reason}`);
+/** A CA bundle, certificate or key is far smaller than this. */
+const MAX_PEM_BYTES = 1024 * 1024;
+
+/**
+ * Reads a PEM file, which must be a regular file (a FIFO would block every request) of
+ * at most {@linkcode MAX_PEM_BYTES}, counted as read.
+ */
+function readPemFile(path: string): string {
+  let file: Deno.FsFile | undefined;
+  try {
+    if (!Deno.statSync(path).isFile) throw new Error("not a regular file");
+    file = Deno.openSync(path);
+    const buffer = new Uint8Array(MAX_PEM_BYTES + 1);
+    let filled = 0;
+    while (filled < buffer.length) {
+      const read = file.readSync(buffer.subarray(filled));
+      if (read === null) break;
+      filled += read;
     }
+    if (filled > MAX_PEM_BYTES) throw new Error(`larger than ${MAX_PEM_BYTES / 1024} KiB`);
+    return new TextDecoder().decode(buffer.subarray(0, filled));
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new LocalSetupError(`cannot read ${path}: ${reason}`);
+  } finally {
+    file?.close();
   }
+}
+
+function pemFrom(file: string | undefined, data: string | undefined): string | undefined {
+  if (given(file)) return readPemFile(file);
   if (given(data)) {
     return Buffer.from(data, "base64").toString("utf8");
   }
@@ -151,8 +173,12 @@ function headersOf(response: IncomingMessage): Record<string, string> {
  * {@linkcode MAX_RESPONSE_BYTES}) before the request counts as answered, so the caller's
  * timeout covers all of it.
  *
+ * Every request opens its own connection: under Deno, destroying a request on a reused
+ * keep-alive socket leaves its read pending until the server answers, which would hold
+ * shutdown; a check sends only a handful of requests per interval.
+ *
  * The CA and client certificate are read from the configuration at every request
- * (files may be rotated); the connection pool is rebuilt only when they change.
+ * (files may be rotated); the agent holding them is rebuilt only when they change.
  */
 export class NodeHttpsTransport implements HttpLibrary {
   readonly #config: KubeConfig;
@@ -188,9 +214,7 @@ export class NodeHttpsTransport implements HttpLibrary {
     const key = JSON.stringify(settings);
     if (this.#agent === undefined || key !== this.#agentKey) {
       this.#agent?.destroy();
-      // No keep-alive: under Deno, destroying a request on a reused socket leaves its
-      // read pending until the server answers, which would hold shutdown. A check sends
-      // a handful of requests every interval; a TLS handshake each costs little.
+      // No keep-alive: see the class comment.
       this.#agent = new https.Agent({
         keepAlive: false,
         maxSockets: MAX_SOCKETS,
