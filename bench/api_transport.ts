@@ -323,7 +323,11 @@ async function writeSection(
       "`after` this one (`node:https` with `ca`, HTTP/1.1, a connection per request), " +
       "measured in the same run. ") +
     "Latencies are medians and 95th percentiles over all processes, without each process's " +
-    "first request, shown apart; RSS is the median after a forced GC.",
+    "first request, shown apart; RSS is the median after a forced GC. `after` opens a new TLS " +
+    "connection for every request (under Deno a request cut off on a reused connection holds " +
+    "the process until the server answers; see `src/kube/transport.ts`), so each of its " +
+    "requests includes a handshake that `before` paid once per process. A check sends one to " +
+    "three requests per interval.",
     "",
     `Machine: ${machine.cpu}, ${machine.cores} cores (shared with other work; load average ` +
     `${run.loadStart} at the start, ${machine.loadAverage} at the end), ` +
