@@ -239,6 +239,8 @@ export function startHttpServer(options: HttpServerOptions): HttpServer {
   const listener = Deno.listen({ hostname: options.hostname, port: options.port });
   const open = new Set<Connection>();
   let closing = false;
+  /** Ends the accept loop's back-off at once when the server closes. */
+  let wake = () => {};
 
   function closeConnection(connection: Connection): void {
     if (connection.closed) return;
@@ -399,7 +401,13 @@ export function startHttpServer(options: HttpServerOptions): HttpServer {
           continue;
         }
         backoffMs = Math.min(1000, Math.max(10, backoffMs * 2));
-        await new Promise((resolve) => setTimeout(resolve, backoffMs));
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, backoffMs);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
         continue;
       }
       if (closing) {
@@ -438,6 +446,7 @@ export function startHttpServer(options: HttpServerOptions): HttpServer {
     openConnections: () => open.size,
     async close() {
       closing = true;
+      wake();
       try {
         listener.close();
       } catch {
