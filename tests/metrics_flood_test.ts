@@ -9,12 +9,14 @@
 import assert from "node:assert/strict";
 import { monitorArgs, ROOT } from "./_support/cli.ts";
 import { delay, lastLines } from "./_support/daemon.ts";
+import { ApiFixture } from "./_support/api_fixture.ts";
 import { requires } from "./_support/requires.ts";
 import { DEFAULT_LIMITS, type HttpLimits, parseHead, startHttpServer } from "../src/http_server.ts";
 import { Metrics } from "../src/metrics.ts";
 import { startMetricsServer } from "../src/metrics_server.ts";
 
 const encoder = new TextEncoder();
+const LABEL = "kubernetes.azure.com/user-iptables-rules";
 
 /** Reads until the server closes the connection; resolves with everything it sent. */
 async function readToEnd(conn: Deno.Conn): Promise<string> {
@@ -219,27 +221,31 @@ interface FloodConn {
 
 Deno.test({
   name: "daemon: a flood under nofile=64 neither ends it nor keeps /healthz down",
-  ...needsPrlimit,
+  ...requires({ commands: ["prlimit", "openssl"] }),
   async fn() {
+    // The daemon reports to the API fixture, so its own connections need descriptors too.
+    const api = await ApiFixture.start();
+    api.seedCiliumNode("node-1");
     const dir = await Deno.makeTempDir({ prefix: "aim-flood-" });
     const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = probe.addr.port;
     probe.close();
     await Deno.writeTextFile(`${dir}/rules`, "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n");
     await Deno.mkdir(`${dir}/allow`);
+    await Deno.writeTextFile(`${dir}/allow/global`, "^-P INPUT ACCEPT$\n");
     const child = new Deno.Command("prlimit", {
       args: [
         "--nofile=64:64",
         Deno.execPath(),
         ...monitorArgs(),
-        "-dryRun",
+        `-kubeconfig=${api.kubeconfigPath}`,
         "-interval=1",
         `-input=${dir}/allow`,
         `-rulesFile=${dir}/rules`,
         `-metricsAddress=127.0.0.1:${port}`,
       ],
       cwd: ROOT,
-      env: { NO_COLOR: "1" },
+      env: { NO_COLOR: "1", NODE_NAME: "node-1" },
       stdin: "null",
       stdout: "null",
       stderr: "piped",
@@ -333,6 +339,13 @@ Deno.test({
       assert.equal(answer, 200, `/healthz after the flood:\n${lastLines(log.text)}`);
       const warnings = log.text.split("\n").filter((line) => line.includes("metrics server"));
       assert.ok(warnings.length <= 12, `warnings are rate-limited:\n${warnings.join("\n")}`);
+      // The daemon kept checking and reporting: clean, so the label says "false".
+      api.setLabel("node-1", LABEL, "true");
+      const relabelled = Date.now() + 5_000;
+      while (api.labels("node-1")?.[LABEL] !== "false" && Date.now() < relabelled) {
+        await delay(100);
+      }
+      assert.equal(api.labels("node-1")?.[LABEL], "false", lastLines(log.text));
       assert.doesNotMatch(log.text, /internal error|Uncaught|panicked|\n {4}at /);
       assert.doesNotMatch(log.text, /Too many open files/, "the cap keeps descriptors free");
     } finally {
@@ -349,6 +362,7 @@ Deno.test({
         await status;
       }
       await drained;
+      await api.stop();
       await Deno.remove(dir, { recursive: true });
     }
   },
