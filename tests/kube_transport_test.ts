@@ -375,3 +375,28 @@ Deno.test("transport: a CA file that is a FIFO or too large is one clear error, 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "transport: a CA bundle (a CA being rotated) trusts each of its CAs",
+  ...needs,
+  async fn() {
+    const api = await ApiFixture.start({ certificate: "foreign-ca" });
+    const dir = await Deno.makeTempDir({ prefix: "aim-ca-bundle-" });
+    let kube: KubeApi | undefined;
+    try {
+      const bundle = (await Deno.readTextFile(api.caCertPath)) +
+        (await Deno.readTextFile(api.foreignCaCertPath!));
+      await Deno.writeTextFile(
+        `${dir}/config`,
+        kubeconfigText({ server: api.url, caCert: bundle, token: api.token }),
+      );
+      kube = createKubeApi(loadKubeConfig({ kubeconfig: `${dir}/config` }));
+      api.seedNode("node-1", "uid-1");
+      assert.deepEqual(await kube.getNode("node-1"), { uid: "uid-1" });
+    } finally {
+      kube?.close();
+      await api.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
