@@ -10,10 +10,12 @@ import type { Allowlist, PatternEntry } from "./patterns/allowlist.ts";
 import { TableMatcher } from "./patterns/matcher.ts";
 import { type Family, type FamilyRead, type Rule, TABLES } from "./iptables/types.ts";
 
-/** A rule no pattern allowed. */
+/** A rule no pattern allowed, or a line no pattern may allow. */
 export interface UnexpectedRule {
   chain: string;
   rule: string;
+  /** Why no pattern may allow this line (see {@linkcode Rule.unallowable}), when so. */
+  reason?: string;
 }
 
 /** One table of one source: how many lines were checked, which were unexpected. */
@@ -78,6 +80,12 @@ export const READ_ERROR_KINDS: ReadonlySet<string> = new Set([
   "rules-file",
 ]);
 
+/** Where a table goes in reports: the iptables tables in order, any other after them. */
+function tableRank(table: string): number {
+  const index = TABLE_ORDER.indexOf(table);
+  return index === -1 ? TABLE_ORDER.length : index;
+}
+
 /** Decides which rules are unexpected, and the verdict, for the given families. */
 export function checkRules(
   inputs: readonly FamilyInput[],
@@ -96,7 +104,6 @@ export function checkRules(
     for (const source of read.sources) {
       const tables: TableVerdict[] = [];
       for (const { table, rules } of source.tables) {
-        if (!TABLE_ORDER.includes(table)) continue; // upstream scans exactly these tables
         let matcher = matchers.get(table);
         if (!matcher) {
           matcher = new TableMatcher([
@@ -113,6 +120,11 @@ export function checkRules(
         const unexpected: UnexpectedRule[] = [];
         for (let i = 0; i < rules.length; i++) {
           const rule = rules[i];
+          if (rule.unallowable !== undefined) {
+            // Content a node user controls can only make the verdict "true".
+            unexpected.push({ chain: rule.chain, rule: rule.text, reason: rule.unallowable });
+            continue;
+          }
           const allowed = verdicts ? verdicts[i] === ALLOWED : matcher.matches(rule.text);
           if (!allowed) {
             unexpected.push({ chain: rule.chain, rule: rule.text });
@@ -125,7 +137,7 @@ export function checkRules(
         }
         tables.push({ table, rules: rules.length, unexpected });
       }
-      tables.sort((a, b) => TABLE_ORDER.indexOf(a.table) - TABLE_ORDER.indexOf(b.table));
+      tables.sort((a, b) => tableRank(a.table) - tableRank(b.table));
       families.push({ family, source: source.source, tables });
     }
   }

@@ -360,13 +360,31 @@ Deno.test("a failing save command: the exit code and the first stderr line", asy
   ]);
 });
 
-Deno.test("output that is not a dump names the line and the problem", async () => {
+Deno.test("output lines with no place in a dump are unexpected rules, never an error", async () => {
   const run = instead("printf", ['# hi\n{"rules": []}\n']);
-  const problem = 'not an iptables-save dump: expected a "*table" line, found "{\\"rules\\": []}"';
-  assert.deepEqual(onlyErrors(await readFamily("ipv4", { timeoutMs: TIMEOUT_MS, run })), [
-    `iptables-nft-save output, line 2: ${problem}`,
-    `iptables-legacy-save output, line 2: ${problem}`,
+  const read = await readFamily("ipv4", { timeoutMs: TIMEOUT_MS, run });
+  assert.deepEqual(read.errors, []);
+  assert.deepEqual(read.sources.map((source) => source.source), [
+    "iptables-nft-save (nf_tables)",
+    "iptables-legacy-save (legacy)",
   ]);
+  for (const source of read.sources) {
+    assert.deepEqual(source.tables, [{
+      table: "",
+      rules: [{ chain: "", text: '{"rules": []}', unallowable: "a line outside any table" }],
+    }]);
+  }
+});
+
+Deno.test("a save whose output stops inside a table: its rules are kept, and an error", async () => {
+  const run = instead("printf", ["*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j DROP\n"]);
+  const read = await readFamily("ipv4", { timeoutMs: TIMEOUT_MS, run });
+  assert.deepEqual(read.errors.map((error) => error.message), [
+    'iptables-nft-save output, line 3: table "filter" (line 1) has no COMMIT at the end; the dump looks truncated',
+    'iptables-legacy-save output, line 3: table "filter" (line 1) has no COMMIT at the end; the dump looks truncated',
+  ]);
+  assert.equal(read.sources.length, 2);
+  for (const source of read.sources) assert.equal(source.tables[0].rules.length, 2);
 });
 
 Deno.test("a save command that cannot be executed", async () => {
@@ -486,6 +504,18 @@ Deno.test("readRulesFile: a dump gives one source named after the file", async (
   });
 });
 
+Deno.test("readRulesFile: a truncated dump keeps its rules and is one clear error", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/truncated`;
+    await Deno.writeTextFile(path, RULESETS.ipv4.slice(0, RULESETS.ipv4.lastIndexOf("COMMIT")));
+    const read = await readRulesFile(path, "ipv4");
+    assert.equal(read.errors.length, 1);
+    assert.equal(read.errors[0].kind, "rules-file");
+    assert.match(read.errors[0].message, /^rules file .*truncated, line \d+: .*looks truncated$/);
+    assert.equal(read.sources[0].tables.length, 5);
+  });
+});
+
 Deno.test("readRulesFile: each unusable file is one clear error", async (t) => {
   await withTempDir(async (dir) => {
     const cases: { name: string; content?: Uint8Array | string; expect: string }[] = [
@@ -495,12 +525,7 @@ Deno.test("readRulesFile: each unusable file is one clear error", async (t) => {
         content: new Uint8Array([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2]),
         expect: "binary",
       },
-      { name: "json", content: '{"a": 1}\n', expect: "line 1: not an iptables-save dump" },
-      {
-        name: "truncated",
-        content: RULESETS.ipv4.slice(0, RULESETS.ipv4.lastIndexOf("COMMIT")),
-        expect: "looks truncated",
-      },
+      { name: "json", content: '{"a": 1}\n', expect: "is not an iptables-save dump" },
       { name: "empty", content: "", expect: "holds no tables" },
       {
         name: "ipv6 dump for ipv4",

@@ -13,7 +13,14 @@ type Backend = "nf_tables" | "legacy";
 
 /** What one save command gave: tables, nothing (the tool is not installed), or an error. */
 type BackendRead =
-  | { kind: "tables"; command: string; backend: Backend | undefined; tables: TableRules[] }
+  | {
+    kind: "tables";
+    command: string;
+    backend: Backend | undefined;
+    tables: TableRules[];
+    /** The dump was cut short: its tables are checked, and the check is incomplete. */
+    truncated?: ReadError;
+  }
   | { kind: "absent" }
   | { kind: "error"; error: ReadError };
 
@@ -94,11 +101,16 @@ function interpret(
           `${command} exited with code ${outcome.code}: ${said === "" ? "no error output" : said}`,
         );
       }
+      // Rule text cannot make this fail: a line with no place in the dump is a rule that
+      // cannot be allowlisted. Only a dump that stops inside a table is incomplete.
       const parsed = parseIptablesSave(outcome.stdout);
-      if (!parsed.ok) {
-        return error(`${command} output, line ${parsed.line}: ${parsed.message}`);
-      }
-      return { kind: "tables", command, backend, tables: parsed.tables };
+      const truncated = parsed.truncated && {
+        kind: "iptables" as const,
+        family,
+        source: command,
+        message: `${command} output, line ${parsed.truncated.line}: ${parsed.truncated.message}`,
+      };
+      return { kind: "tables", command, backend, tables: parsed.tables, truncated };
     }
   }
 }
@@ -159,6 +171,7 @@ export async function readFamily(
   for (const read of reads) {
     if (read.kind === "error") errors.push(read.error);
     if (read.kind !== "tables") continue;
+    if (read.truncated !== undefined) errors.push(read.truncated);
     if (read.tables.length === 0) {
       empty.push({ command: read.command, backend: read.backend });
       continue;
@@ -278,12 +291,12 @@ export async function readRulesFile(path: string, family: Family): Promise<Famil
   }
   const text = new TextDecoder("utf-8", { fatal: false }).decode(bytes);
   const parsed = parseIptablesSave(text);
-  if (!parsed.ok) {
-    return failed(`rules file ${path}, line ${parsed.line}: ${parsed.message}`);
-  }
-  if (parsed.tables.length === 0) {
+  if (parsed.tableHeaders === 0) {
+    const what = parsed.tables.length === 0
+      ? "holds no tables (an empty dump?)"
+      : 'is not an iptables-save dump (no "*table" line)';
     return failed(
-      `rules file ${path} holds no tables (an empty dump?); ` +
+      `rules file ${path} ${what}; ` +
         `save one as root with ${toolPrefix(family)}-save > FILE and pass it with ${flag}`,
     );
   }
@@ -294,5 +307,11 @@ export async function readRulesFile(path: string, family: Family): Promise<Famil
         `pass it with ${rulesFileFlag(writtenFor)}`,
     );
   }
-  return { family, sources: [{ family, source, tables: parsed.tables }], errors: [] };
+  const errors: ReadError[] = parsed.truncated === undefined ? [] : [{
+    kind: "rules-file",
+    family,
+    source,
+    message: `rules file ${path}, line ${parsed.truncated.line}: ${parsed.truncated.message}`,
+  }];
+  return { family, sources: [{ family, source, tables: parsed.tables }], errors };
 }
