@@ -28,7 +28,7 @@ export const OUTSIDE_TABLES = "";
 
 /** Why a line cannot be allowlisted, as reported next to it. */
 export const Unallowable = {
-  multiLine: "part of one rule printed over several lines (a raw newline in a quoted string)",
+  multiLine: "part of a rule printed over several lines (a raw newline in a quoted string)",
   outside: "a line outside any table",
   undeclared: "a rule for a chain the table does not declare",
   noChain: "a rule without a chain",
@@ -391,8 +391,7 @@ export function parseIptablesSave(text: string): ParseResult {
 
     if (continued !== undefined) {
       // A quoted string goes on: this line is part of the rule, never structure.
-      const line = text.slice(start, stop);
-      unallowable(continued.chain, line, Unallowable.multiLine);
+      unallowable(continued.chain, asGoSeesIt(text.slice(start, stop)), Unallowable.multiLine);
       if (!quotes.endsQuoted(start, stop, true)) continued = undefined;
       start = next;
       continue;
@@ -552,6 +551,19 @@ export function parseIptablesSave(text: string): ParseResult {
     };
   }
   return { tables, tableHeaders };
+}
+
+const GO_COUNTERS = /^\[([0-9]+):([0-9]+)\] /;
+
+/**
+ * A line as go-iptables hands it to the Go original: a line starting with `[p:b] ` (the
+ * counters some iptables-nft versions printed in `-S` output) becomes `REST -c p b`.
+ * Only a line inside a quoted string can start so in `-S` output.
+ */
+function asGoSeesIt(line: string): string {
+  const counters = GO_COUNTERS.exec(line);
+  if (counters === null) return line;
+  return `${line.slice(counters[0].length)} -c ${counters[1]} ${counters[2]}`;
 }
 
 /** The chain an `-A CHAIN ...` line names ("" for any other line). */
