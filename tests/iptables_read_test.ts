@@ -5,7 +5,12 @@
  * processes (a missing command, a hanging one, an unprivileged one, ...).
  */
 import assert from "node:assert/strict";
-import { MAX_RULES_FILE_BYTES, readFamily, readRulesFile } from "../src/iptables/read.ts";
+import {
+  MAX_RULES_FILE_BYTES,
+  readFamily,
+  readRulesFile,
+  SAVE_TOO_SLOW,
+} from "../src/iptables/read.ts";
 import { type CommandRunner, runCommand } from "../src/iptables/runner.ts";
 import { type Family, type FamilyRead, type RulesSource, TABLES } from "../src/iptables/types.ts";
 import { type Backend, type Netns, netnsRequires, withNetns } from "./_support/netns.ts";
@@ -311,12 +316,24 @@ Deno.test("no iptables installed: falls back to iptables-save and says what to d
   }
 });
 
-Deno.test("a save command that hangs is killed after the timeout", async () => {
+Deno.test("a save command that hangs is killed after the timeout: an error and a finding", async () => {
   const read = await readFamily("ipv4", { timeoutMs: 300, run: instead("sleep", ["600"]) });
-  assert.deepEqual(onlyErrors(read), [
+  const messages = [
     "iptables-nft-save did not finish within 0.3s and was killed",
     "iptables-legacy-save did not finish within 0.3s and was killed",
-  ]);
+  ];
+  assert.deepEqual(read.errors.map((error) => error.message), messages);
+  // A node user can make a save that slow by adding rules: it must make the verdict
+  // "true", so it is also an unexpected line of its backend.
+  assert.deepEqual(
+    read.sources.map((source) => [source.source, source.tables]),
+    [["iptables-nft-save (nf_tables)", 0], ["iptables-legacy-save (legacy)", 1]].map((
+      [source, i],
+    ) => [source, [{
+      table: "",
+      rules: [{ chain: "", text: messages[i as number], unallowable: SAVE_TOO_SLOW }],
+    }]]),
+  );
 });
 
 Deno.test({

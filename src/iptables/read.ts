@@ -5,7 +5,7 @@
  * that mixes nf_tables and legacy tools must be read through both.
  */
 import { type CommandOutcome, type CommandRunner, runCommand } from "./runner.ts";
-import { parseIptablesSave } from "./save_parser.ts";
+import { OUTSIDE_TABLES, parseIptablesSave } from "./save_parser.ts";
 import type { Family, FamilyRead, ReadError, RulesSource, TableRules } from "./types.ts";
 
 /** The kernel backend a save command reads. */
@@ -18,14 +18,18 @@ type BackendRead =
     command: string;
     backend: Backend | undefined;
     tables: TableRules[];
-    /** The dump was cut short: its tables are checked, and the check is incomplete. */
-    truncated?: ReadError;
+    /** What was read is checked, but the read is incomplete: why. */
+    incomplete?: ReadError;
   }
   | { kind: "absent" }
   | { kind: "error"; error: ReadError };
 
 /** Dump files larger than this are refused: no real ruleset comes near it. */
 export const MAX_RULES_FILE_BYTES = 256 * 1024 * 1024;
+
+/** Why a save that ran past its deadline is reported as an unexpected finding. */
+export const SAVE_TOO_SLOW =
+  "a ruleset too large to save in time: a node user can cause this by adding rules";
 
 const PERMISSION_PROBLEM = /permission denied|you must be root|operation not permitted/i;
 /** What iptables-nft prints when the kernel has no nf_tables: no rules can live there. */
@@ -86,8 +90,22 @@ function interpret(
         `${command} could not be started (${outcome.message}): check that it is executable ` +
           `and that Deno may run it (--allow-run)`,
       );
-    case "timeout":
-      return error(`${command} did not finish within ${seconds(timeoutMs)} and was killed`);
+    case "timeout": {
+      // A node user can cause this: a few hundred thousand rules in one chain, loaded in
+      // seconds, take iptables-nft-save minutes. So it counts as an unexpected finding,
+      // never as "could not decide", which would leave the label as it was.
+      const message = `${command} did not finish within ${seconds(timeoutMs)} and was killed`;
+      return {
+        kind: "tables",
+        command,
+        backend,
+        tables: [{
+          table: OUTSIDE_TABLES,
+          rules: [{ chain: "", text: message, unallowable: SAVE_TOO_SLOW }],
+        }],
+        incomplete: { kind: "iptables", family, source: command, message },
+      };
+    }
     case "exited": {
       if (outcome.code !== 0) {
         const said = firstLine(outcome.stderr);
@@ -104,13 +122,13 @@ function interpret(
       // Rule text cannot make this fail: a line with no place in the dump is a rule that
       // cannot be allowlisted. Only a dump that stops inside a table is incomplete.
       const parsed = parseIptablesSave(outcome.stdout);
-      const truncated = parsed.truncated && {
+      const incomplete = parsed.truncated && {
         kind: "iptables" as const,
         family,
         source: command,
         message: `${command} output, line ${parsed.truncated.line}: ${parsed.truncated.message}`,
       };
-      return { kind: "tables", command, backend, tables: parsed.tables, truncated };
+      return { kind: "tables", command, backend, tables: parsed.tables, incomplete };
     }
   }
 }
@@ -171,7 +189,7 @@ export async function readFamily(
   for (const read of reads) {
     if (read.kind === "error") errors.push(read.error);
     if (read.kind !== "tables") continue;
-    if (read.truncated !== undefined) errors.push(read.truncated);
+    if (read.incomplete !== undefined) errors.push(read.incomplete);
     if (read.tables.length === 0) {
       empty.push({ command: read.command, backend: read.backend });
       continue;
