@@ -179,3 +179,46 @@ for (const backend of BACKENDS) {
       }),
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test({
+    name:
+      `an interface name with raw newlines, printed unquoted (${backend}): exit 1, later rules seen`,
+    ...netnsRequires({ backends: [backend], families: FAMILIES }),
+    fn: () =>
+      withNetns(async (ns) => {
+        for (const family of FAMILIES) {
+          await loadClean(ns, family, backend);
+          // iptables only warns about such a name; no interface can have it, but `! -i`
+          // matches every packet.
+          await ns.exec(tool(family, backend), [
+            "-w",
+            "30",
+            "-A",
+            "INPUT",
+            "!",
+            "-i",
+            "x\nCOMMIT\n*raw",
+            "-j",
+            "ACCEPT",
+          ]);
+          const [, , source, ...rest] = USER_RULE[family].split(" ");
+          await ns.exec(tool(family, backend), ["-w", "30", "-A", "INPUT", source, ...rest]);
+        }
+        const { code, report } = await jsonReport(ns);
+        assert.deepEqual(report.errors, []);
+        assert.equal(code, 1);
+        const lines = unexpectedOf(report);
+        for (const family of FAMILIES) {
+          const prefix = `${family}|${sourceOf(family, backend)}|`;
+          assert.ok(lines.includes(`${prefix}filter|INPUT|-A INPUT ! -i x|`), lines.join("\n"));
+          assert.ok(
+            lines.some((line) =>
+              line.startsWith(prefix) && line.includes(`|${USER_RULE[family]}|`)
+            ),
+            lines.join("\n"),
+          );
+        }
+      }),
+  });
+}
