@@ -175,6 +175,7 @@ for (const backend of BACKENDS) {
           assert.ok(text.stdout.includes('\\\\\\"b\\r  ('), `CR shown escaped:\n${text.stdout}`);
         }
         assert.ok(!text.stdout.includes("\r"), "no raw CR reaches the terminal");
+        assert.ok(!text.stderr.includes("\r"), "no raw CR reaches the log");
         assert.ok(text.stderr.includes("unexpected rule in ipv4 filter"), text.stderr);
       }),
   });
