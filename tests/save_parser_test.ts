@@ -500,3 +500,45 @@ Deno.test("a table parsed again is reused only while its rules are the same", ()
   const back = tablesOf(dump("-A INPUT -i lo -j ACCEPT", "5:6"));
   assert.deepEqual(back, first);
 });
+
+Deno.test("a table whose quoted string holds COMMIT reads the same when parsed again", () => {
+  const dump = (counters: string, extra: string) =>
+    [
+      "*filter",
+      `:INPUT ACCEPT [${counters}]`,
+      '-A INPUT -m comment --comment "',
+      "COMMIT",
+      '*nat" -j ACCEPT',
+      extra,
+      "COMMIT",
+      "*nat",
+      ":POSTROUTING ACCEPT [0:0]",
+      "COMMIT",
+      "",
+    ].join("\n");
+  const first = parseIptablesSave(dump("1:2", "-A INPUT -j DROP"));
+  const again = parseIptablesSave(dump("3:4", "-A INPUT -j DROP"));
+  const changed = parseIptablesSave(dump("3:4", "-A INPUT -j REJECT"));
+  for (const result of [first, again, changed]) {
+    assert.equal(result.truncated, undefined);
+    assert.deepEqual(result.tables.map((table) => table.table), ["filter", "nat"]);
+    assert.equal(result.tables[0].rules.filter((rule) => rule.unallowable).length, 3);
+  }
+  assert.deepEqual(again, first);
+  assert.equal(changed.tables[0].rules.at(-1)?.text, "-A INPUT -j REJECT");
+});
+
+Deno.test("CRLF dumps are read alike whether parsed first or again", () => {
+  const lf = "*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j ACCEPT\nCOMMIT\n";
+  const crlf = lf.replaceAll("\n", "\r\n");
+  const expected = [{
+    table: "raw",
+    rules: [
+      { chain: "PREROUTING", text: "-P PREROUTING ACCEPT" },
+      { chain: "PREROUTING", text: "-A PREROUTING -j ACCEPT" },
+    ],
+  }];
+  for (const text of [lf, crlf, lf, crlf]) {
+    assert.deepEqual(tablesOf(parseIptablesSave(text)), expected);
+  }
+});
