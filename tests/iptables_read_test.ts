@@ -9,7 +9,7 @@ import {
   MAX_RULES_FILE_BYTES,
   readFamily,
   readRulesFile,
-  SAVE_TOO_SLOW,
+  RULESET_TOO_LARGE,
 } from "../src/iptables/read.ts";
 import { type CommandRunner, runCommand } from "../src/iptables/runner.ts";
 import { type Family, type FamilyRead, type RulesSource, TABLES } from "../src/iptables/types.ts";
@@ -331,8 +331,21 @@ Deno.test("a save command that hangs is killed after the timeout: an error and a
       [source, i],
     ) => [source, [{
       table: "",
-      rules: [{ chain: "", text: messages[i as number], unallowable: SAVE_TOO_SLOW }],
+      rules: [{ chain: "", text: messages[i as number], unallowable: RULESET_TOO_LARGE }],
     }]]),
+  );
+});
+
+Deno.test("a save whose output cannot be held: an error and a finding, never a crash", async () => {
+  const run: CommandRunner = () => Promise.reject(new RangeError("Invalid string length"));
+  const read = await readFamily("ipv4", { timeoutMs: TIMEOUT_MS, run });
+  const messages = ["iptables-nft-save", "iptables-legacy-save"].map((command) =>
+    `the output of ${command} could not be read (RangeError: Invalid string length)`
+  );
+  assert.deepEqual(read.errors.map((error) => error.message), messages);
+  assert.deepEqual(
+    read.sources.flatMap((source) => source.tables.flatMap((table) => table.rules)),
+    messages.map((text) => ({ chain: "", text, unallowable: RULESET_TOO_LARGE })),
   );
 });
 

@@ -27,9 +27,43 @@ type BackendRead =
 /** Dump files larger than this are refused: no real ruleset comes near it. */
 export const MAX_RULES_FILE_BYTES = 256 * 1024 * 1024;
 
-/** Why a save that ran past its deadline is reported as an unexpected finding. */
-export const SAVE_TOO_SLOW =
-  "a ruleset too large to save in time: a node user can cause this by adding rules";
+/** Why a save that ran past its deadline, or whose output we could not hold, is a finding. */
+export const RULESET_TOO_LARGE =
+  "a ruleset too large to read: a node user can cause this by adding rules";
+
+/** How a save ended, or the runner's own failure (output too large to hold as one string). */
+type SaveOutcome = CommandOutcome | { kind: "failed"; message: string };
+
+/** `run`, with a rejection turned into an outcome, so that no output can end the check. */
+function guarded(run: CommandRunner) {
+  return (command: string, args: string[], options: { timeoutMs: number }) =>
+    run(command, args, options).catch((error): SaveOutcome => ({
+      kind: "failed",
+      message: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+    }));
+}
+
+/**
+ * A read that a node user can cause to fail by adding rules: the error it is, and an
+ * unexpected line of its backend, so that it makes the verdict "true", never "unknown".
+ */
+function tooLarge(
+  family: Family,
+  command: string,
+  backend: Backend | undefined,
+  message: string,
+): BackendRead {
+  return {
+    kind: "tables",
+    command,
+    backend,
+    tables: [{
+      table: OUTSIDE_TABLES,
+      rules: [{ chain: "", text: message, unallowable: RULESET_TOO_LARGE }],
+    }],
+    incomplete: { kind: "iptables", family, source: command, message },
+  };
+}
 
 const PERMISSION_PROBLEM = /permission denied|you must be root|operation not permitted/i;
 /** What iptables-nft prints when the kernel has no nf_tables: no rules can live there. */
@@ -59,7 +93,7 @@ function seconds(ms: number): string {
   return `${Number((ms / 1000).toFixed(3))}s`;
 }
 
-function backendFromVersion(outcome: CommandOutcome): Backend | undefined {
+function backendFromVersion(outcome: SaveOutcome): Backend | undefined {
   if (outcome.kind !== "exited" || outcome.code !== 0) return undefined;
   const text = outcome.stdout + outcome.stderr;
   if (text.includes("(nf_tables)")) return "nf_tables";
@@ -72,7 +106,7 @@ function interpret(
   family: Family,
   command: string,
   backend: Backend | undefined,
-  outcome: CommandOutcome,
+  outcome: SaveOutcome,
   timeoutMs: number,
 ): BackendRead {
   const error = (message: string): BackendRead => ({
@@ -90,22 +124,23 @@ function interpret(
         `${command} could not be started (${outcome.message}): check that it is executable ` +
           `and that Deno may run it (--allow-run)`,
       );
-    case "timeout": {
-      // A node user can cause this: a few hundred thousand rules in one chain, loaded in
-      // seconds, take iptables-nft-save minutes. So it counts as an unexpected finding,
-      // never as "could not decide", which would leave the label as it was.
-      const message = `${command} did not finish within ${seconds(timeoutMs)} and was killed`;
-      return {
-        kind: "tables",
+    case "timeout":
+      // A few hundred thousand rules in one chain, loaded in seconds, take
+      // iptables-nft-save minutes (README, "What can make a check unknown").
+      return tooLarge(
+        family,
         command,
         backend,
-        tables: [{
-          table: OUTSIDE_TABLES,
-          rules: [{ chain: "", text: message, unallowable: SAVE_TOO_SLOW }],
-        }],
-        incomplete: { kind: "iptables", family, source: command, message },
-      };
-    }
+        `${command} did not finish within ${seconds(timeoutMs)} and was killed`,
+      );
+    case "failed":
+      // Output beyond what one string can hold (about 512 MiB): millions of rules.
+      return tooLarge(
+        family,
+        command,
+        backend,
+        `the output of ${command} could not be read (${outcome.message})`,
+      );
     case "exited": {
       if (outcome.code !== 0) {
         const said = firstLine(outcome.stderr);
@@ -133,7 +168,7 @@ function interpret(
   }
 }
 
-function kernelLacksBackend(outcome: CommandOutcome): boolean {
+function kernelLacksBackend(outcome: SaveOutcome): boolean {
   return outcome.kind === "exited" && outcome.code !== 0 &&
     NO_KERNEL_SUPPORT.test(outcome.stderr);
 }
@@ -148,7 +183,7 @@ export async function readFamily(
   family: Family,
   options: { timeoutMs: number; run?: CommandRunner },
 ): Promise<FamilyRead> {
-  const run = options.run ?? runCommand;
+  const run = guarded(options.run ?? runCommand);
   const { timeoutMs } = options;
   const prefix = toolPrefix(family);
   const variants: { command: string; backend: Backend }[] = [
@@ -210,7 +245,7 @@ export async function readFamily(
 async function defaultBackend(
   prefix: string,
   candidates: { command: string; backend: Backend | undefined }[],
-  run: CommandRunner,
+  run: ReturnType<typeof guarded>,
   timeoutMs: number,
 ): Promise<{ command: string; backend: Backend | undefined }> {
   const version = await run(`${prefix}-save`, ["--version"], { timeoutMs });
