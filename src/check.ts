@@ -80,6 +80,25 @@ export const READ_ERROR_KINDS: ReadonlySet<string> = new Set([
   "rules-file",
 ]);
 
+/** The sources of `read` with only their lines that no pattern may allow, if any. */
+function unallowableOnly(family: Family, read: FamilyRead): SourceVerdict[] {
+  const sources: SourceVerdict[] = [];
+  for (const source of read.sources) {
+    const tables: TableVerdict[] = [];
+    for (const { table, rules } of source.tables) {
+      const unexpected: UnexpectedRule[] = [];
+      for (const rule of rules) {
+        if (rule.unallowable === undefined) continue;
+        unexpected.push({ chain: rule.chain, rule: rule.text, reason: rule.unallowable });
+      }
+      if (unexpected.length > 0) tables.push({ table, rules: unexpected.length, unexpected });
+    }
+    tables.sort((a, b) => tableRank(a.table) - tableRank(b.table));
+    if (tables.length > 0) sources.push({ family, source: source.source, tables });
+  }
+  return sources;
+}
+
 /** Where a table goes in reports: the iptables tables in order, any other after them. */
 function tableRank(table: string): number {
   const index = TABLE_ORDER.indexOf(table);
@@ -98,7 +117,12 @@ export function checkRules(
     for (const error of read.errors) {
       errors.push({ kind: error.kind, family, source: error.source, message: error.message });
     }
-    if (!allowlist.readable) continue;
+    if (!allowlist.readable) {
+      // No pattern can judge this family's rules, but the lines no pattern may allow are
+      // unexpected all the same: rule text can only ever make the verdict "true".
+      families.push(...unallowableOnly(family, read));
+      continue;
+    }
     const caches = options.cache?.forFamily(family, allowlist.version);
     const matchers = new Map<string, TableMatcher>();
     for (const source of read.sources) {

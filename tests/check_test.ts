@@ -110,6 +110,35 @@ Deno.test("an unreadable allowlist directory means no verdict for that family", 
   assert.deepEqual(report.families, []);
 });
 
+Deno.test("an unreadable allowlist still lets the lines no pattern may allow make it true", () => {
+  const lines = [
+    { chain: "INPUT", text: "-A INPUT -j ACCEPT" },
+    { chain: "INPUT", text: '-A INPUT -m comment --comment "x', unallowable: "split" },
+  ];
+  const report = checkRules([{
+    family: "ipv4",
+    allowlist: allowlist({}, {
+      readable: false,
+      errors: [{ kind: "allowlist", file: "/nope", message: "does not exist" }],
+    }),
+    read: {
+      family: "ipv4",
+      errors: [],
+      sources: [{ family: "ipv4", source: "test", tables: [{ table: "filter", rules: lines }] }],
+    },
+  }], { node: null });
+  assert.equal(report.verdict, "true");
+  assert.deepEqual(report.families, [{
+    family: "ipv4",
+    source: "test",
+    tables: [{
+      table: "filter",
+      rules: 1,
+      unexpected: [{ chain: "INPUT", rule: lines[1].text, reason: "split" }],
+    }],
+  }]);
+});
+
 Deno.test("invalid patterns are errors but do not by themselves block a verdict", () => {
   const report = checkRules([{
     family: "ipv4",
