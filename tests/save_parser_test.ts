@@ -542,3 +542,20 @@ Deno.test("CRLF dumps are read alike whether parsed first or again", () => {
     assert.deepEqual(tablesOf(parseIptablesSave(text)), expected);
   }
 });
+
+Deno.test("a continued line that starts with counters reads as go-iptables hands it to Go", () => {
+  const text = [
+    "*filter",
+    ":INPUT ACCEPT [0:0]",
+    '-A INPUT -m comment --comment "a',
+    "[1:22] -A INPUT -j ACCEPT",
+    '[3:4]" -j ACCEPT',
+    "COMMIT",
+    "",
+  ].join("\n");
+  assert.deepEqual(unallowableOf(parseIptablesSave(text)), [
+    `filter|INPUT|-A INPUT -m comment --comment "a|${M.multiLine}`,
+    `filter|INPUT|-A INPUT -j ACCEPT -c 1 22|${M.multiLine}`,
+    `filter|INPUT|[3:4]" -j ACCEPT|${M.multiLine}`,
+  ]);
+});
