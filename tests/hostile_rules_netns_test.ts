@@ -10,7 +10,8 @@ import type { Family } from "../src/iptables/types.ts";
 import { Unallowable } from "../src/iptables/save_parser.ts";
 import { type Backend, type Netns, netnsRequires, withNetns } from "./_support/netns.ts";
 import { type Report, ReportSchema } from "./_support/report_schema.ts";
-import { runMonitor } from "./_support/cli.ts";
+import { monitorArgs } from "./_support/cli.ts";
+import { runCommand } from "../src/iptables/runner.ts";
 
 const FAMILIES: Family[] = ["ipv4", "ipv6"];
 const BACKENDS: Backend[] = ["nft", "legacy"];
@@ -67,6 +68,9 @@ async function loadClean(ns: Netns, family: Family, backend: Backend): Promise<v
   );
 }
 
+/** Each run of the program is bounded: it is killed if it takes longer. */
+const RUN_TIMEOUT_MS = 180_000;
+
 async function monitor(
   ns: Netns,
   output: "json" | "text",
@@ -74,14 +78,29 @@ async function monitor(
   const dir = await Deno.makeTempDir({ prefix: "aim-hostile-" });
   try {
     await Deno.writeTextFile(`${dir}/filter`, ALLOWLIST);
-    const result = await runMonitor(
-      ["-once", "-dryRun", "-ipv6", `-input=${dir}`, `-input6=${dir}`, "-output", output],
-      { prefix: ["ip", "netns", "exec", ns.name] },
+    const flags = ["-once", "-dryRun", "-ipv6", `-input=${dir}`, `-input6=${dir}`];
+    const outcome = await ns.run(
+      Deno.execPath(),
+      [...monitorArgs(), ...flags, "-output", output],
+      { timeoutMs: RUN_TIMEOUT_MS },
     );
-    return result;
+    if (outcome.kind !== "exited") {
+      assert.fail(`monitor did not finish: ${JSON.stringify(outcome)}`);
+    }
+    // Nothing the check started outlives it.
+    assert.equal(await runCommandText("ip", ["netns", "pids", ns.name]), "");
+    return outcome;
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+async function runCommandText(command: string, args: string[]): Promise<string> {
+  const outcome = await runCommand(command, args, { timeoutMs: 30_000 });
+  if (outcome.kind !== "exited" || outcome.code !== 0) {
+    assert.fail(`${command} ${args.join(" ")}: ${JSON.stringify(outcome)}`);
+  }
+  return outcome.stdout.trim();
 }
 
 async function jsonReport(ns: Netns): Promise<{ code: number; report: Report }> {
