@@ -336,6 +336,21 @@ Deno.test("a save command that hangs is killed after the timeout: an error and a
   );
 });
 
+Deno.test("a save killed by SIGKILL (the OOM killer): an error and a finding", async () => {
+  const read = await readFamily("ipv4", {
+    timeoutMs: TIMEOUT_MS,
+    run: instead("sh", ["-c", "echo '*filter'; kill -9 $$"]),
+  });
+  const messages = ["iptables-nft-save", "iptables-legacy-save"].map((command) =>
+    `${command} was killed by SIGKILL (out of memory?) before it finished`
+  );
+  assert.deepEqual(read.errors.map((error) => error.message), messages);
+  assert.deepEqual(
+    read.sources.flatMap((source) => source.tables.flatMap((table) => table.rules)),
+    messages.map((text) => ({ chain: "", text, unallowable: RULESET_TOO_LARGE })),
+  );
+});
+
 Deno.test("a save whose output cannot be held: an error and a finding, never a crash", async () => {
   const run: CommandRunner = () => Promise.reject(new RangeError("Invalid string length"));
   const read = await readFamily("ipv4", { timeoutMs: TIMEOUT_MS, run });

@@ -65,6 +65,9 @@ function tooLarge(
   };
 }
 
+/** How the runner reports a child ended by SIGKILL (128 + 9, as a shell does). */
+const KILLED = 137;
+
 const PERMISSION_PROBLEM = /permission denied|you must be root|operation not permitted/i;
 /** What iptables-nft prints when the kernel has no nf_tables: no rules can live there. */
 const NO_KERNEL_SUPPORT = /failed to initialize nft|protocol not supported/i;
@@ -142,6 +145,17 @@ function interpret(
         `the output of ${command} could not be read (${outcome.message})`,
       );
     case "exited": {
+      if (outcome.code === KILLED) {
+        // The kernel's OOM killer ends a save that outgrows the pod's memory limit, and a
+        // node user can make it outgrow it by adding rules (README, "What can make a check
+        // unknown"). Nothing else on a node sends a save SIGKILL.
+        return tooLarge(
+          family,
+          command,
+          backend,
+          `${command} was killed by SIGKILL (out of memory?) before it finished`,
+        );
+      }
       if (outcome.code !== 0) {
         const said = firstLine(outcome.stderr);
         if (PERMISSION_PROBLEM.test(said)) {
