@@ -148,7 +148,7 @@ function interpret(
       if (outcome.code === KILLED) {
         // The kernel's OOM killer ends a save that outgrows the pod's memory limit, and a
         // node user can make it outgrow it by adding rules (README, "What can make a check
-        // unknown"). Nothing else on a node sends a save SIGKILL.
+        // unknown"); whoever else sends a save SIGKILL is on the node too.
         return tooLarge(
           family,
           command,
