@@ -8,7 +8,7 @@
  * as a rule of some table, a line of the dump's own structure, or a line that cannot be
  * allowlisted ({@linkcode Rule.unallowable}).
  */
-import { BUILTIN_CHAINS, type Rule, type TableRules, TABLES } from "./types.ts";
+import { BUILTIN_CHAINS, type Rule, type TableName, type TableRules, TABLES } from "./types.ts";
 
 /**
  * A parsed dump: every table, and where the dump ended before its last table's `COMMIT`
@@ -473,28 +473,27 @@ export function parseIptablesSave(text: string): ParseResult {
 
     if (first === COLON) {
       const declaration = anyDeclaration(line);
-      const chain = declaration?.chain ?? "";
-      let problem: string | undefined = open.unallowable;
-      if (declaration === undefined) problem = Unallowable.badDeclaration;
-      else if (!open.declaring) problem = Unallowable.lateDeclaration;
-      else if (open.chains.has(chain)) problem = Unallowable.twiceDeclared;
-      else if (
-        declaration.policy !== "-" && open.unallowable === undefined &&
-        !BUILTIN_CHAINS[open.name as keyof typeof BUILTIN_CHAINS].includes(chain)
-      ) {
-        problem = Unallowable.policyOfUserChain;
-      }
-      if (problem !== undefined && problem !== open.unallowable) {
-        unallowable(chain, line, problem);
+      const misplaced = declaration === undefined
+        ? Unallowable.badDeclaration
+        : !open.declaring
+        ? Unallowable.lateDeclaration
+        : open.chains.has(declaration.chain)
+        ? Unallowable.twiceDeclared
+        : declaration.policy !== "-" && !builtIn(open, declaration.chain)
+        ? Unallowable.policyOfUserChain
+        : undefined;
+      if (declaration === undefined || misplaced !== undefined) {
+        unallowable(declaration?.chain ?? "", line, misplaced ?? Unallowable.badDeclaration);
         continue;
       }
+      const { chain, policy } = declaration;
       open.chains.add(chain);
-      const { policy } = declaration!;
-      open.rules.push({
-        chain,
-        text: policy === "-" ? `-N ${chain}` : `-P ${chain} ${policy}`,
-        ...(problem === undefined ? {} : { unallowable: problem }),
-      });
+      const text = policy === "-" ? `-N ${chain}` : `-P ${chain} ${policy}`;
+      open.rules.push(
+        open.unallowable === undefined
+          ? { chain, text }
+          : { chain, text, unallowable: open.unallowable },
+      );
       continue;
     }
 
@@ -564,6 +563,15 @@ function asGoSeesIt(line: string): string {
   const counters = GO_COUNTERS.exec(line);
   if (counters === null) return line;
   return `${line.slice(counters[0].length)} -c ${counters[1]} ${counters[2]}`;
+}
+
+/**
+ * Whether `chain` is one `table` is born with, so that it may have a policy. In a table
+ * whose lines cannot be allowed anyway (a name iptables does not have), any chain may.
+ */
+function builtIn(table: OpenTable, chain: string): boolean {
+  if (table.unallowable !== undefined) return true;
+  return BUILTIN_CHAINS[table.name as TableName].includes(chain);
 }
 
 /** The chain an `-A CHAIN ...` line names ("" for any other line). */
