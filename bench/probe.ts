@@ -224,7 +224,11 @@ function sourcesOf(outputs: string[]): RulesSource[] {
   const sources: RulesSource[] = [];
   outputs.forEach((text, i) => {
     const parsed = parseIptablesSave(text);
-    if (!parsed.ok) throw new Error(`${SAVE_COMMANDS[i]}: line ${parsed.line}: ${parsed.message}`);
+    if (parsed.truncated) {
+      throw new Error(
+        `${SAVE_COMMANDS[i]}: line ${parsed.truncated.line}: ${parsed.truncated.message}`,
+      );
+    }
     if (parsed.tables.length > 0) {
       sources.push({ family: "ipv4", source: SAVE_COMMANDS[i], tables: parsed.tables });
     }

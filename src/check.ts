@@ -10,10 +10,12 @@ import type { Allowlist, PatternEntry } from "./patterns/allowlist.ts";
 import { TableMatcher } from "./patterns/matcher.ts";
 import { type Family, type FamilyRead, type Rule, TABLES } from "./iptables/types.ts";
 
-/** A rule no pattern allowed. */
+/** A rule no pattern allowed, or a line no pattern may allow. */
 export interface UnexpectedRule {
   chain: string;
   rule: string;
+  /** Why no pattern may allow this line (see {@linkcode Rule.unallowable}), when so. */
+  reason?: string;
 }
 
 /** One table of one source: how many lines were checked, which were unexpected. */
@@ -78,6 +80,31 @@ export const READ_ERROR_KINDS: ReadonlySet<string> = new Set([
   "rules-file",
 ]);
 
+/** The sources of `read` with only their lines that no pattern may allow, if any. */
+function unallowableOnly(family: Family, read: FamilyRead): SourceVerdict[] {
+  const sources: SourceVerdict[] = [];
+  for (const source of read.sources) {
+    const tables: TableVerdict[] = [];
+    for (const { table, rules } of source.tables) {
+      const unexpected: UnexpectedRule[] = [];
+      for (const rule of rules) {
+        if (rule.unallowable === undefined) continue;
+        unexpected.push({ chain: rule.chain, rule: rule.text, reason: rule.unallowable });
+      }
+      if (unexpected.length > 0) tables.push({ table, rules: unexpected.length, unexpected });
+    }
+    tables.sort((a, b) => tableRank(a.table) - tableRank(b.table));
+    if (tables.length > 0) sources.push({ family, source: source.source, tables });
+  }
+  return sources;
+}
+
+/** Where a table goes in reports: the iptables tables in order, any other after them. */
+function tableRank(table: string): number {
+  const index = TABLE_ORDER.indexOf(table);
+  return index === -1 ? TABLE_ORDER.length : index;
+}
+
 /** Decides which rules are unexpected, and the verdict, for the given families. */
 export function checkRules(
   inputs: readonly FamilyInput[],
@@ -90,13 +117,17 @@ export function checkRules(
     for (const error of read.errors) {
       errors.push({ kind: error.kind, family, source: error.source, message: error.message });
     }
-    if (!allowlist.readable) continue;
+    if (!allowlist.readable) {
+      // No pattern can judge this family's rules, but the lines no pattern may allow are
+      // unexpected all the same: rule text can only ever make the verdict "true".
+      families.push(...unallowableOnly(family, read));
+      continue;
+    }
     const caches = options.cache?.forFamily(family, allowlist.version);
     const matchers = new Map<string, TableMatcher>();
     for (const source of read.sources) {
       const tables: TableVerdict[] = [];
       for (const { table, rules } of source.tables) {
-        if (!TABLE_ORDER.includes(table)) continue; // upstream scans exactly these tables
         let matcher = matchers.get(table);
         if (!matcher) {
           matcher = new TableMatcher([
@@ -113,6 +144,11 @@ export function checkRules(
         const unexpected: UnexpectedRule[] = [];
         for (let i = 0; i < rules.length; i++) {
           const rule = rules[i];
+          if (rule.unallowable !== undefined) {
+            // Content a node user controls can only make the verdict "true".
+            unexpected.push({ chain: rule.chain, rule: rule.text, reason: rule.unallowable });
+            continue;
+          }
           const allowed = verdicts ? verdicts[i] === ALLOWED : matcher.matches(rule.text);
           if (!allowed) {
             unexpected.push({ chain: rule.chain, rule: rule.text });
@@ -125,7 +161,7 @@ export function checkRules(
         }
         tables.push({ table, rules: rules.length, unexpected });
       }
-      tables.sort((a, b) => TABLE_ORDER.indexOf(a.table) - TABLE_ORDER.indexOf(b.table));
+      tables.sort((a, b) => tableRank(a.table) - tableRank(b.table));
       families.push({ family, source: source.source, tables });
     }
   }

@@ -12,7 +12,7 @@ import { readFamily, readRulesFile } from "./iptables/read.ts";
 import type { CommandRunner } from "./iptables/runner.ts";
 import type { Family } from "./iptables/types.ts";
 import { loadAllowlist } from "./patterns/allowlist.ts";
-import { describeError } from "./report/text.ts";
+import { describeError, printable } from "./report/text.ts";
 import type { Logger } from "./report/log.ts";
 
 /** How long one `iptables-save` may take before it is killed. */
@@ -59,9 +59,9 @@ export async function scan(config: Config, deps: ScanDeps): Promise<CheckReport>
     onMatch: verbose3.enabled
       ? ({ family, table, rule, pattern }) =>
         verbose3.info(
-          `MATCHED ${family} ${table}: ${rule.text} (pattern ${pattern.file}:${pattern.line} ${
-            JSON.stringify(pattern.regexp.source)
-          })`,
+          `MATCHED ${family} ${table}: ${
+            printable(rule.text)
+          } (pattern ${pattern.file}:${pattern.line} ${JSON.stringify(pattern.regexp.source)})`,
         )
       : undefined,
   });
@@ -89,8 +89,12 @@ function logFindings(report: CheckReport, inputs: FamilyInput[], log: Logger): v
   }
   for (const { family, source, tables } of report.families) {
     for (const { table, unexpected } of tables) {
-      for (const { rule } of unexpected) {
-        log.info(`unexpected rule in ${family} ${table} (${source}): ${rule}`);
+      for (const { rule, reason } of unexpected) {
+        log.info(
+          `unexpected rule in ${family} ${table} (${source}): ${printable(rule)}${
+            reason === undefined ? "" : ` (${reason})`
+          }`,
+        );
       }
     }
   }

@@ -110,6 +110,35 @@ Deno.test("an unreadable allowlist directory means no verdict for that family", 
   assert.deepEqual(report.families, []);
 });
 
+Deno.test("an unreadable allowlist still lets the lines no pattern may allow make it true", () => {
+  const lines = [
+    { chain: "INPUT", text: "-A INPUT -j ACCEPT" },
+    { chain: "INPUT", text: '-A INPUT -m comment --comment "x', unallowable: "split" },
+  ];
+  const report = checkRules([{
+    family: "ipv4",
+    allowlist: allowlist({}, {
+      readable: false,
+      errors: [{ kind: "allowlist", file: "/nope", message: "does not exist" }],
+    }),
+    read: {
+      family: "ipv4",
+      errors: [],
+      sources: [{ family: "ipv4", source: "test", tables: [{ table: "filter", rules: lines }] }],
+    },
+  }], { node: null });
+  assert.equal(report.verdict, "true");
+  assert.deepEqual(report.families, [{
+    family: "ipv4",
+    source: "test",
+    tables: [{
+      table: "filter",
+      rules: 1,
+      unexpected: [{ chain: "INPUT", rule: lines[1].text, reason: "split" }],
+    }],
+  }]);
+});
+
 Deno.test("invalid patterns are errors but do not by themselves block a verdict", () => {
   const report = checkRules([{
     family: "ipv4",
@@ -122,13 +151,48 @@ Deno.test("invalid patterns are errors but do not by themselves block a verdict"
   assert.equal(report.errors.length, 1);
 });
 
-Deno.test("only the five iptables tables are checked, in a fixed order", () => {
+Deno.test("the five iptables tables come in a fixed order, any other table after them", () => {
   const report = checkRules([{
     family: "ipv4",
     allowlist: allowlist({}),
     read: read("ipv4", { security: ["-P INPUT ACCEPT"], broute: ["-P X ACCEPT"], nat: [] }),
   }], { node: null });
-  assert.deepEqual(report.families[0].tables.map((t) => t.table), ["nat", "security"]);
+  assert.deepEqual(report.families[0].tables.map((t) => t.table), ["nat", "security", "broute"]);
+  assert.equal(report.verdict, "true");
+});
+
+Deno.test("a line no pattern may allow is unexpected whatever the patterns, cached or not", () => {
+  const cache = new FamilyCaches();
+  const lines = ["-A INPUT -i lo -j ACCEPT", '-A INPUT -m comment --comment "x', 'y" -j ACCEPT'];
+  const input = (unallowable: boolean): FamilyInput => ({
+    family: "ipv4",
+    allowlist: allowlist({ global: [".*"] }),
+    read: {
+      family: "ipv4",
+      errors: [],
+      sources: [{
+        family: "ipv4",
+        source: "test",
+        tables: [{
+          table: "filter",
+          rules: lines.map((text, i) => ({
+            chain: "INPUT",
+            text,
+            ...(unallowable && i > 0 ? { unallowable: "part of one rule" } : {}),
+          })),
+        }],
+      }],
+    },
+  });
+  assert.equal(checkRules([input(false)], { node: null, cache }).verdict, "false");
+  for (const options of [{ node: null, cache }, { node: null }]) {
+    const report = checkRules([input(true)], options);
+    assert.equal(report.verdict, "true");
+    assert.deepEqual(report.families[0].tables[0].unexpected, [
+      { chain: "INPUT", rule: lines[1], reason: "part of one rule" },
+      { chain: "INPUT", rule: lines[2], reason: "part of one rule" },
+    ]);
+  }
 });
 
 Deno.test("cached verdicts give the same answer and are dropped when the patterns change", () => {

@@ -5,7 +5,12 @@
  * processes (a missing command, a hanging one, an unprivileged one, ...).
  */
 import assert from "node:assert/strict";
-import { MAX_RULES_FILE_BYTES, readFamily, readRulesFile } from "../src/iptables/read.ts";
+import {
+  MAX_RULES_FILE_BYTES,
+  readFamily,
+  readRulesFile,
+  RULESET_TOO_LARGE,
+} from "../src/iptables/read.ts";
 import { type CommandRunner, runCommand } from "../src/iptables/runner.ts";
 import { type Family, type FamilyRead, type RulesSource, TABLES } from "../src/iptables/types.ts";
 import { type Backend, type Netns, netnsRequires, withNetns } from "./_support/netns.ts";
@@ -311,12 +316,52 @@ Deno.test("no iptables installed: falls back to iptables-save and says what to d
   }
 });
 
-Deno.test("a save command that hangs is killed after the timeout", async () => {
+Deno.test("a save command that hangs is killed after the timeout: an error and a finding", async () => {
   const read = await readFamily("ipv4", { timeoutMs: 300, run: instead("sleep", ["600"]) });
-  assert.deepEqual(onlyErrors(read), [
+  const messages = [
     "iptables-nft-save did not finish within 0.3s and was killed",
     "iptables-legacy-save did not finish within 0.3s and was killed",
-  ]);
+  ];
+  assert.deepEqual(read.errors.map((error) => error.message), messages);
+  // A node user can make a save that slow by adding rules: it must make the verdict
+  // "true", so it is also an unexpected line of its backend.
+  assert.deepEqual(
+    read.sources.map((source) => [source.source, source.tables]),
+    [["iptables-nft-save (nf_tables)", 0], ["iptables-legacy-save (legacy)", 1]].map((
+      [source, i],
+    ) => [source, [{
+      table: "",
+      rules: [{ chain: "", text: messages[i as number], unallowable: RULESET_TOO_LARGE }],
+    }]]),
+  );
+});
+
+Deno.test("a save killed by SIGKILL (the OOM killer): an error and a finding", async () => {
+  const read = await readFamily("ipv4", {
+    timeoutMs: TIMEOUT_MS,
+    run: instead("sh", ["-c", "echo '*filter'; kill -9 $$"]),
+  });
+  const messages = ["iptables-nft-save", "iptables-legacy-save"].map((command) =>
+    `${command} was killed by SIGKILL (out of memory?) before it finished`
+  );
+  assert.deepEqual(read.errors.map((error) => error.message), messages);
+  assert.deepEqual(
+    read.sources.flatMap((source) => source.tables.flatMap((table) => table.rules)),
+    messages.map((text) => ({ chain: "", text, unallowable: RULESET_TOO_LARGE })),
+  );
+});
+
+Deno.test("a save whose output cannot be held: an error and a finding, never a crash", async () => {
+  const run: CommandRunner = () => Promise.reject(new RangeError("Invalid string length"));
+  const read = await readFamily("ipv4", { timeoutMs: TIMEOUT_MS, run });
+  const messages = ["iptables-nft-save", "iptables-legacy-save"].map((command) =>
+    `the output of ${command} could not be read (RangeError: Invalid string length)`
+  );
+  assert.deepEqual(read.errors.map((error) => error.message), messages);
+  assert.deepEqual(
+    read.sources.flatMap((source) => source.tables.flatMap((table) => table.rules)),
+    messages.map((text) => ({ chain: "", text, unallowable: RULESET_TOO_LARGE })),
+  );
 });
 
 Deno.test({
@@ -360,13 +405,31 @@ Deno.test("a failing save command: the exit code and the first stderr line", asy
   ]);
 });
 
-Deno.test("output that is not a dump names the line and the problem", async () => {
+Deno.test("output lines with no place in a dump are unexpected rules, never an error", async () => {
   const run = instead("printf", ['# hi\n{"rules": []}\n']);
-  const problem = 'not an iptables-save dump: expected a "*table" line, found "{\\"rules\\": []}"';
-  assert.deepEqual(onlyErrors(await readFamily("ipv4", { timeoutMs: TIMEOUT_MS, run })), [
-    `iptables-nft-save output, line 2: ${problem}`,
-    `iptables-legacy-save output, line 2: ${problem}`,
+  const read = await readFamily("ipv4", { timeoutMs: TIMEOUT_MS, run });
+  assert.deepEqual(read.errors, []);
+  assert.deepEqual(read.sources.map((source) => source.source), [
+    "iptables-nft-save (nf_tables)",
+    "iptables-legacy-save (legacy)",
   ]);
+  for (const source of read.sources) {
+    assert.deepEqual(source.tables, [{
+      table: "",
+      rules: [{ chain: "", text: '{"rules": []}', unallowable: "a line outside any table" }],
+    }]);
+  }
+});
+
+Deno.test("a save whose output stops inside a table: its rules are kept, and an error", async () => {
+  const run = instead("printf", ["*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j DROP\n"]);
+  const read = await readFamily("ipv4", { timeoutMs: TIMEOUT_MS, run });
+  assert.deepEqual(read.errors.map((error) => error.message), [
+    'iptables-nft-save output, line 3: table "filter" (line 1) has no COMMIT at the end; the dump looks truncated',
+    'iptables-legacy-save output, line 3: table "filter" (line 1) has no COMMIT at the end; the dump looks truncated',
+  ]);
+  assert.equal(read.sources.length, 2);
+  for (const source of read.sources) assert.equal(source.tables[0].rules.length, 2);
 });
 
 Deno.test("a save command that cannot be executed", async () => {
@@ -486,6 +549,18 @@ Deno.test("readRulesFile: a dump gives one source named after the file", async (
   });
 });
 
+Deno.test("readRulesFile: a truncated dump keeps its rules and is one clear error", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/truncated`;
+    await Deno.writeTextFile(path, RULESETS.ipv4.slice(0, RULESETS.ipv4.lastIndexOf("COMMIT")));
+    const read = await readRulesFile(path, "ipv4");
+    assert.equal(read.errors.length, 1);
+    assert.equal(read.errors[0].kind, "rules-file");
+    assert.match(read.errors[0].message, /^rules file .*truncated, line \d+: .*looks truncated$/);
+    assert.equal(read.sources[0].tables.length, 5);
+  });
+});
+
 Deno.test("readRulesFile: each unusable file is one clear error", async (t) => {
   await withTempDir(async (dir) => {
     const cases: { name: string; content?: Uint8Array | string; expect: string }[] = [
@@ -495,12 +570,7 @@ Deno.test("readRulesFile: each unusable file is one clear error", async (t) => {
         content: new Uint8Array([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2]),
         expect: "binary",
       },
-      { name: "json", content: '{"a": 1}\n', expect: "line 1: not an iptables-save dump" },
-      {
-        name: "truncated",
-        content: RULESETS.ipv4.slice(0, RULESETS.ipv4.lastIndexOf("COMMIT")),
-        expect: "looks truncated",
-      },
+      { name: "json", content: '{"a": 1}\n', expect: "is not an iptables-save dump" },
       { name: "empty", content: "", expect: "holds no tables" },
       {
         name: "ipv6 dump for ipv4",

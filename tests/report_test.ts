@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { CheckReport } from "../src/check.ts";
 import { formatJsonReport } from "../src/report/json.ts";
-import { formatTextReport } from "../src/report/text.ts";
+import { formatTextReport, printable } from "../src/report/text.ts";
 
 const REPORT: CheckReport = {
   node: "aks-nodepool1-0",
@@ -77,4 +77,12 @@ Deno.test("an undecided check says so in words", () => {
   const text = formatTextReport({ ...REPORT, verdict: "unknown", families: [] });
   assert.match(text, /Verdict on node aks-nodepool1-0: undecided: something could not be read/);
   assert.equal(JSON.parse(formatJsonReport({ ...REPORT, verdict: "unknown" })).unexpected, false);
+});
+
+Deno.test("rule text is shown with control characters and direction overrides escaped", () => {
+  assert.equal(
+    printable('-A INPUT -m comment --comment "a\r\u001b[2J\t\u0085\u202eb\u2066\u0000" -j ACCEPT'),
+    '-A INPUT -m comment --comment "a\\r\\x1b[2J\\t\\x85\\u202eb\\u2066\\x00" -j ACCEPT',
+  );
+  assert.equal(printable("plain ünïcödé, emoji 🙂"), "plain ünïcödé, emoji 🙂");
 });

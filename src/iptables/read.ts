@@ -5,7 +5,7 @@
  * that mixes nf_tables and legacy tools must be read through both.
  */
 import { type CommandOutcome, type CommandRunner, runCommand } from "./runner.ts";
-import { parseIptablesSave } from "./save_parser.ts";
+import { OUTSIDE_TABLES, parseIptablesSave } from "./save_parser.ts";
 import type { Family, FamilyRead, ReadError, RulesSource, TableRules } from "./types.ts";
 
 /** The kernel backend a save command reads. */
@@ -13,12 +13,60 @@ type Backend = "nf_tables" | "legacy";
 
 /** What one save command gave: tables, nothing (the tool is not installed), or an error. */
 type BackendRead =
-  | { kind: "tables"; command: string; backend: Backend | undefined; tables: TableRules[] }
+  | {
+    kind: "tables";
+    command: string;
+    backend: Backend | undefined;
+    tables: TableRules[];
+    /** What was read is checked, but the read is incomplete: why. */
+    incomplete?: ReadError;
+  }
   | { kind: "absent" }
   | { kind: "error"; error: ReadError };
 
 /** Dump files larger than this are refused: no real ruleset comes near it. */
 export const MAX_RULES_FILE_BYTES = 256 * 1024 * 1024;
+
+/** Why a save that ran past its deadline, or whose output we could not hold, is a finding. */
+export const RULESET_TOO_LARGE =
+  "a ruleset too large to read: a node user can cause this by adding rules";
+
+/** How a save ended, or the runner's own failure (output too large to hold as one string). */
+type SaveOutcome = CommandOutcome | { kind: "failed"; message: string };
+
+/** `run`, with a rejection turned into an outcome, so that no output can end the check. */
+function guarded(run: CommandRunner) {
+  return (command: string, args: string[], options: { timeoutMs: number }) =>
+    run(command, args, options).catch((error): SaveOutcome => ({
+      kind: "failed",
+      message: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+    }));
+}
+
+/**
+ * A read that a node user can cause to fail by adding rules: the error it is, and an
+ * unexpected line of its backend, so that it makes the verdict "true", never "unknown".
+ */
+function tooLarge(
+  family: Family,
+  command: string,
+  backend: Backend | undefined,
+  message: string,
+): BackendRead {
+  return {
+    kind: "tables",
+    command,
+    backend,
+    tables: [{
+      table: OUTSIDE_TABLES,
+      rules: [{ chain: "", text: message, unallowable: RULESET_TOO_LARGE }],
+    }],
+    incomplete: { kind: "iptables", family, source: command, message },
+  };
+}
+
+/** How the runner reports a child ended by SIGKILL (128 + 9, as a shell does). */
+const KILLED = 137;
 
 const PERMISSION_PROBLEM = /permission denied|you must be root|operation not permitted/i;
 /** What iptables-nft prints when the kernel has no nf_tables: no rules can live there. */
@@ -48,7 +96,7 @@ function seconds(ms: number): string {
   return `${Number((ms / 1000).toFixed(3))}s`;
 }
 
-function backendFromVersion(outcome: CommandOutcome): Backend | undefined {
+function backendFromVersion(outcome: SaveOutcome): Backend | undefined {
   if (outcome.kind !== "exited" || outcome.code !== 0) return undefined;
   const text = outcome.stdout + outcome.stderr;
   if (text.includes("(nf_tables)")) return "nf_tables";
@@ -61,7 +109,7 @@ function interpret(
   family: Family,
   command: string,
   backend: Backend | undefined,
-  outcome: CommandOutcome,
+  outcome: SaveOutcome,
   timeoutMs: number,
 ): BackendRead {
   const error = (message: string): BackendRead => ({
@@ -80,8 +128,34 @@ function interpret(
           `and that Deno may run it (--allow-run)`,
       );
     case "timeout":
-      return error(`${command} did not finish within ${seconds(timeoutMs)} and was killed`);
+      // A few hundred thousand rules in one chain, loaded in seconds, take
+      // iptables-nft-save minutes (README, "What can make a check unknown").
+      return tooLarge(
+        family,
+        command,
+        backend,
+        `${command} did not finish within ${seconds(timeoutMs)} and was killed`,
+      );
+    case "failed":
+      // Output beyond what one string can hold (about 512 MiB): millions of rules.
+      return tooLarge(
+        family,
+        command,
+        backend,
+        `the output of ${command} could not be read (${outcome.message})`,
+      );
     case "exited": {
+      if (outcome.code === KILLED) {
+        // The kernel's OOM killer ends a save that outgrows the pod's memory limit, and a
+        // node user can make it outgrow it by adding rules (README, "What can make a check
+        // unknown"); whoever else sends a save SIGKILL is on the node too.
+        return tooLarge(
+          family,
+          command,
+          backend,
+          `${command} was killed by SIGKILL (out of memory?) before it finished`,
+        );
+      }
       if (outcome.code !== 0) {
         const said = firstLine(outcome.stderr);
         if (PERMISSION_PROBLEM.test(said)) {
@@ -94,16 +168,21 @@ function interpret(
           `${command} exited with code ${outcome.code}: ${said === "" ? "no error output" : said}`,
         );
       }
+      // Rule text cannot make this fail: a line with no place in the dump is a rule that
+      // cannot be allowlisted. Only a dump that stops inside a table is incomplete.
       const parsed = parseIptablesSave(outcome.stdout);
-      if (!parsed.ok) {
-        return error(`${command} output, line ${parsed.line}: ${parsed.message}`);
-      }
-      return { kind: "tables", command, backend, tables: parsed.tables };
+      const incomplete = parsed.truncated && {
+        kind: "iptables" as const,
+        family,
+        source: command,
+        message: `${command} output, line ${parsed.truncated.line}: ${parsed.truncated.message}`,
+      };
+      return { kind: "tables", command, backend, tables: parsed.tables, incomplete };
     }
   }
 }
 
-function kernelLacksBackend(outcome: CommandOutcome): boolean {
+function kernelLacksBackend(outcome: SaveOutcome): boolean {
   return outcome.kind === "exited" && outcome.code !== 0 &&
     NO_KERNEL_SUPPORT.test(outcome.stderr);
 }
@@ -118,7 +197,7 @@ export async function readFamily(
   family: Family,
   options: { timeoutMs: number; run?: CommandRunner },
 ): Promise<FamilyRead> {
-  const run = options.run ?? runCommand;
+  const run = guarded(options.run ?? runCommand);
   const { timeoutMs } = options;
   const prefix = toolPrefix(family);
   const variants: { command: string; backend: Backend }[] = [
@@ -159,6 +238,7 @@ export async function readFamily(
   for (const read of reads) {
     if (read.kind === "error") errors.push(read.error);
     if (read.kind !== "tables") continue;
+    if (read.incomplete !== undefined) errors.push(read.incomplete);
     if (read.tables.length === 0) {
       empty.push({ command: read.command, backend: read.backend });
       continue;
@@ -179,7 +259,7 @@ export async function readFamily(
 async function defaultBackend(
   prefix: string,
   candidates: { command: string; backend: Backend | undefined }[],
-  run: CommandRunner,
+  run: ReturnType<typeof guarded>,
   timeoutMs: number,
 ): Promise<{ command: string; backend: Backend | undefined }> {
   const version = await run(`${prefix}-save`, ["--version"], { timeoutMs });
@@ -278,12 +358,12 @@ export async function readRulesFile(path: string, family: Family): Promise<Famil
   }
   const text = new TextDecoder("utf-8", { fatal: false }).decode(bytes);
   const parsed = parseIptablesSave(text);
-  if (!parsed.ok) {
-    return failed(`rules file ${path}, line ${parsed.line}: ${parsed.message}`);
-  }
-  if (parsed.tables.length === 0) {
+  if (parsed.tableHeaders === 0) {
+    const what = parsed.tables.length === 0
+      ? "holds no tables (an empty dump?)"
+      : 'is not an iptables-save dump (no "*table" line)';
     return failed(
-      `rules file ${path} holds no tables (an empty dump?); ` +
+      `rules file ${path} ${what}; ` +
         `save one as root with ${toolPrefix(family)}-save > FILE and pass it with ${flag}`,
     );
   }
@@ -294,5 +374,11 @@ export async function readRulesFile(path: string, family: Family): Promise<Famil
         `pass it with ${rulesFileFlag(writtenFor)}`,
     );
   }
-  return { family, sources: [{ family, source, tables: parsed.tables }], errors: [] };
+  const errors: ReadError[] = parsed.truncated === undefined ? [] : [{
+    kind: "rules-file",
+    family,
+    source,
+    message: `rules file ${path}, line ${parsed.truncated.line}: ${parsed.truncated.message}`,
+  }];
+  return { family, sources: [{ family, source, tables: parsed.tables }], errors };
 }

@@ -7,6 +7,15 @@ export const TABLES = ["nat", "mangle", "filter", "raw", "security"] as const;
 /** One of the iptables tables named in {@linkcode TABLES}. */
 export type TableName = typeof TABLES[number];
 
+/** The chains each table is born with: the only ones with a policy (`-P`). */
+export const BUILTIN_CHAINS: Readonly<Record<TableName, readonly string[]>> = {
+  nat: ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"],
+  mangle: ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
+  filter: ["INPUT", "FORWARD", "OUTPUT"],
+  raw: ["PREROUTING", "OUTPUT"],
+  security: ["INPUT", "FORWARD", "OUTPUT"],
+};
+
 /**
  * One rule line as `iptables -t TABLE -S` prints it: `-P CHAIN POLICY`, `-N CHAIN`
  * or `-A CHAIN ...`. Allowlists were written against exactly these lines.
@@ -16,6 +25,11 @@ export interface Rule {
   chain: string;
   /** The whole line, never containing a newline. */
   text: string;
+  /**
+   * Set when no allowlist may accept this line, whatever its text: why (part of a rule
+   * printed over several lines, a line with no place in the dump's structure, ...).
+   */
+  unallowable?: string;
 }
 
 /** The rules of one table, in dump order. */

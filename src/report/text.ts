@@ -18,6 +18,28 @@ export function describeError(error: CheckError): string {
   return error.message;
 }
 
+/**
+ * Rule text made safe to print on a terminal or in a log line: control characters,
+ * C1 controls and bidirectional overrides are shown as escapes, so that a comment
+ * holding `\r` or an escape sequence cannot hide or rewrite what is printed around it.
+ * Matching always uses the raw text; only what is shown changes.
+ */
+export function printable(text: string): string {
+  return text.replace(
+    // deno-lint-ignore no-control-regex
+    /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (c) => {
+      if (c === "\t") return "\\t";
+      if (c === "\r") return "\\r";
+      if (c === "\n") return "\\n";
+      const code = c.charCodeAt(0);
+      return code < 0x100
+        ? `\\x${code.toString(16).padStart(2, "0")}`
+        : `\\u${code.toString(16).padStart(4, "0")}`;
+    },
+  );
+}
+
 const VERDICT_TEXT = {
   true: 'user iptables rules found (label "true")',
   false: 'no user iptables rules (label "false")',
@@ -41,7 +63,11 @@ export function formatTextReport(report: CheckReport): string {
   );
   const unexpected = report.families.flatMap(({ family, tables }) =>
     tables.flatMap(({ table, unexpected }) =>
-      unexpected.map(({ rule }) => `  ${family} ${table.padEnd(8)} ${rule}`)
+      unexpected.map(({ rule, reason }) =>
+        `  ${family} ${table.padEnd(8)} ${printable(rule)}${
+          reason === undefined ? "" : `  (${reason})`
+        }`
+      )
     )
   );
   if (unexpected.length > 0) {

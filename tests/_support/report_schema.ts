@@ -12,7 +12,9 @@ export const ReportSchema = z.object({
     tables: z.array(z.object({
       table: z.string(),
       rules: z.number().int().nonnegative(),
-      unexpected: z.array(z.object({ chain: z.string(), rule: z.string() })),
+      unexpected: z.array(
+        z.object({ chain: z.string(), rule: z.string(), reason: z.string().optional() }),
+      ),
     })),
   })),
   errors: z.array(z.object({ kind: z.string(), message: z.string() }).passthrough()),
