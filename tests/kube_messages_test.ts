@@ -91,6 +91,17 @@ Deno.test("message: counts the rules and lists the first few", () => {
   assert.equal(unexpectedRulesMessage([]), UNEXPECTED_MESSAGE);
 });
 
+Deno.test("message: control characters and bidi overrides in rule text are escaped", () => {
+  const message = unexpectedRulesMessage(
+    rules(1, () => '-A INPUT -m comment --comment "a\nb\u202ec\x1b[2J" -j ACCEPT'),
+    "hint: last change from PID 7 (evil\rname)",
+  );
+  // deno-lint-ignore no-control-regex
+  assert.doesNotMatch(message, /[\u0000-\u001f\u202e]/);
+  assert.match(message, /a\\nb\\u202ec\\x1b\[2J/);
+  assert.match(message, /evil\\rname/);
+});
+
 Deno.test("message: never over 1 KiB, multi-byte text included", () => {
   for (const length of [10, 300, 5000]) {
     for (const count of [1, 3, 50, 10_000]) {

@@ -1,4 +1,5 @@
 import type { Family } from "../iptables/types.ts";
+import { printable } from "../report/text.ts";
 
 /** The API server rejects Event messages longer than this many bytes. */
 export const EVENT_MESSAGE_LIMIT = 1024;
@@ -63,7 +64,7 @@ export function unexpectedRulesMessage(
   hint?: string,
 ): string {
   if (hint === undefined) return listRules(rules, EVENT_MESSAGE_LIMIT);
-  const suffix = ` (${truncateBytes(hint, HINT_LIMIT)})`;
+  const suffix = ` (${truncateBytes(printable(hint), HINT_LIMIT)})`;
   return listRules(rules, EVENT_MESSAGE_LIMIT - byteLength(suffix)) + suffix;
 }
 
@@ -73,7 +74,7 @@ function listRules(rules: readonly UnexpectedRule[], limit: number): string {
   let message = `${UNEXPECTED_MESSAGE}: ${count}`;
   let listed = 0;
   for (const rule of rules.slice(0, LISTED_RULES)) {
-    const text = truncateBytes(rule.rule, RULE_TEXT_LIMIT);
+    const text = truncateBytes(printable(rule.rule), RULE_TEXT_LIMIT);
     const item = `${listed === 0 ? ": " : "; "}[${rule.family} ${rule.table}] ${text}`;
     const rest = rules.length - listed - 1;
     const tail = rest > 0 ? `; and ${rest} more` : "";
