@@ -5,9 +5,10 @@
  * (`ip netns exec`) or at other real commands.
  *
  * Every child starts in its own session (`setsid`), so it and anything it starts form
- * one process group that is killed as a whole: when the command ends (a grandchild it
- * left behind goes with it), on timeout, on an oversized output, on abort, and for
- * every group still running when this process exits ({@linkcode killAllChildren}).
+ * one process group that is killed as a whole (with `kill -s KILL -- -PGID`): when the
+ * command ends (a grandchild it left behind goes with it), on timeout, on an oversized
+ * output, on abort, and for every group still running when this process exits
+ * ({@linkcode killAllChildren}).
  */
 
 /** How a command run ended. */
@@ -162,24 +163,60 @@ function describe(error: unknown): string {
 }
 
 /** The process groups of the children still running, by their leader's pid. */
-const liveGroups = new Set<number>();
+const liveGroups = new Map<number, Deno.ChildProcess>();
 
-/** Kills a child's whole process group; a group that is gone already is fine. */
-function killGroup(pgid: number): void {
+/**
+ * The command that signals a process group. Deno's own `Deno.kill` needs permission to
+ * run any program at all, which this program does not have; `kill` (procps) is one
+ * more name in --allow-run instead.
+ */
+const KILL_COMMAND = "kill";
+
+/**
+ * Kills the process groups `pgids` with SIGKILL: every process in them, whatever it
+ * started in its group. Groups that are gone already are fine. `sync` waits for it
+ * (on the way out); otherwise it runs in the background and is reaped when done.
+ */
+function killGroups(pgids: readonly number[], sync = false): void {
+  if (pgids.length === 0) return;
+  const command = new Deno.Command(KILL_COMMAND, {
+    args: ["-s", "KILL", "--", ...pgids.map((pgid) => `-${pgid}`)],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  });
   try {
-    Deno.kill(-pgid, "SIGKILL");
+    if (sync) command.outputSync();
+    else command.spawn().status.catch(() => {});
   } catch {
-    // Every member has exited already.
+    // No kill command: the leaders are still killed directly by their callers.
   }
 }
 
 /**
- * Kills every command still running, with everything it started. Called on the way out
- * (any exit path), so no process we started outlives us.
+ * Kills every command still running, with everything it started in its group. Called
+ * on the way out (any exit path), so no process we started outlives us.
  */
 export function killAllChildren(): void {
-  for (const pgid of liveGroups) killGroup(pgid);
+  for (const child of liveGroups.values()) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It has exited already.
+    }
+  }
+  killGroups([...liveGroups.keys()], true);
   liveGroups.clear();
+}
+
+/** Kills `child` now (no permission needed for our own child), then its whole group. */
+function killTree(child: Deno.ChildProcess): void {
+  try {
+    child.kill("SIGKILL");
+  } catch {
+    // It has exited already.
+  }
+  killGroups([child.pid]);
 }
 
 /**
@@ -199,18 +236,19 @@ export function spawnGrouped(
     detached: true,
   }).spawn();
   const pgid = child.pid;
-  liveGroups.add(pgid);
+  liveGroups.set(pgid, child);
   child.status.finally(() => {
-    killGroup(pgid);
+    killGroups([pgid]); // whatever it left behind in its group
     liveGroups.delete(pgid);
   }).catch(() => {});
   return {
     child,
     kill(signal) {
+      if (signal === "SIGKILL") return killTree(child);
       try {
-        Deno.kill(-pgid, signal);
+        child.kill(signal);
       } catch {
-        // Every member has exited already.
+        // It has exited already.
       }
     },
   };
@@ -281,7 +319,7 @@ export const runCommand: CommandRunner = async (command, args, options) => {
     return { kind: "cannot-start", message: whyNotStarted(found, error) };
   }
   const pgid = child.pid;
-  liveGroups.add(pgid);
+  liveGroups.set(pgid, child);
 
   const stdoutReader = child.stdout.getReader({ mode: "byob" });
   const stderrReader = child.stderr.getReader({ mode: "byob" });
@@ -289,7 +327,7 @@ export const runCommand: CommandRunner = async (command, args, options) => {
   /** Ends the run early: the whole group dies and the reads stop waiting for pipes. */
   const end = (why: "timeout" | "too-large" | "aborted") => {
     ended ??= why;
-    killGroup(pgid);
+    killTree(child);
     stdoutReader.cancel().catch(() => {});
     stderrReader.cancel().catch(() => {});
   };
@@ -308,7 +346,7 @@ export const runCommand: CommandRunner = async (command, args, options) => {
   let status: Deno.CommandStatus;
   try {
     const exited = child.status.then((status) => {
-      killGroup(pgid); // whatever it left behind in its group goes with it
+      killGroups([pgid]); // whatever it left behind in its group goes with it
       return status;
     });
     [stdout, stderr, status] = await Promise.all([stdoutDone, stderrDone, exited]);
