@@ -67,6 +67,8 @@ export async function scan(config: Config, deps: ScanDeps): Promise<CheckReport>
         )
       : undefined,
   });
+  // A check cut short by a signal is dropped: its "stopped" read errors are no findings.
+  if (deps.signal?.aborted) return report;
   logFindings(report, inputs, log);
   const details = log.v(2);
   if (details.enabled) {
