@@ -621,12 +621,12 @@ Deno.test("readRulesFile: each unusable file is one clear error", async (t) => {
       const message = fileError(await readRulesFile(dir, "ipv4"), dir);
       assert.ok(message.includes("is a directory"), message);
     });
-    await t.step("over 64 MiB (sparse)", async () => {
+    await t.step("over 32 MiB (sparse)", async () => {
       const path = `${dir}/huge`;
       await Deno.writeTextFile(path, "*filter\n");
       await Deno.truncate(path, MAX_RULES_FILE_BYTES + 1);
       const message = fileError(await readRulesFile(path, "ipv4"), path);
-      assert.ok(message.includes("larger than 64 MiB"), message);
+      assert.ok(message.includes("larger than 32 MiB"), message);
     });
   });
 });

@@ -42,13 +42,13 @@ export type CommandRunner = (
 ) => Promise<CommandOutcome>;
 
 /**
- * The most stdout a command may print: 64 MiB. The largest ruleset we can justify, the
- * benchmark's 20,000-service nf_tables node (148,205 rules, twice the 10,000 services
- * Kubernetes documents as a cluster limit), dumps 16.8 MiB; 64 MiB leaves four times
- * that. While it is read, output costs about its size in JavaScript strings, twice at
- * the moment the pieces are joined.
+ * The most stdout a command may print: 32 MiB. The largest ruleset we can justify, the
+ * benchmark's 20,000-service nf_tables node (148,205 rules, twice the 10,000 Services
+ * Kubernetes documents as a cluster's limit), dumps 16.8 MiB; 32 MiB leaves twice that.
+ * While it is read, output costs its size in JavaScript strings, twice at the moment the
+ * pieces are joined; output past the limit is dropped at once.
  */
-export const MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
+export const MAX_OUTPUT_BYTES = 32 * 1024 * 1024;
 
 /** Only the first line of stderr is ever shown; this much of it is kept, the rest read and dropped. */
 export const MAX_STDERR_BYTES = 64 * 1024;
@@ -128,7 +128,11 @@ async function drain(
         if (kept + bytes.length > limit) {
           if (!overflow) {
             overflow = true;
-            if (stopAtLimit) onOverflow();
+            if (stopAtLimit) {
+              pieces.length = 0; // unused: free it now, not at the next collection
+              onOverflow();
+              break;
+            }
           }
           bytes = bytes.subarray(0, limit - kept);
         }
@@ -139,7 +143,6 @@ async function drain(
           if (cut > 0) pieces.push(decodeOutput(joined.subarray(0, cut)));
           pending = joined.slice(cut);
         }
-        if (overflow && stopAtLimit) break;
       }
       if (done) break;
     }
