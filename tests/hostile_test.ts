@@ -562,3 +562,57 @@ Deno.test({
       assert.match(run.stdout, /verdict/i, "the report is still printed");
     }),
 });
+
+Deno.test({
+  name:
+    "signals in every wait: a stalled API request, a hung bpftool, a hung ip route: exit 0 in 5 s",
+  ...requires({ commands: ["prlimit", "time", "sh", "kill", "openssl"] }),
+  async fn(t) {
+    await using api = await ApiFixture.start();
+    api.seedCiliumNode("aim-hostile");
+    api.seedNode("aim-hostile");
+    await t.step("a stalled API request", () =>
+      withDir(async (dir) => {
+        await fakeSaves(dir, `printf '${CLEAN_DUMP.replaceAll("\n", "\\n")}'`);
+        api.clearRequests();
+        api.inject({ kind: "stall" });
+        try {
+          const run = await runUnderLimits({
+            args: [`-input=${dir}/allow`, `-kubeconfig=${api.kubeconfigPath}`, "-interval=1"],
+            bin: `${dir}/bin`,
+            env: { NODE_NAME: "aim-hostile" },
+            signal: { name: "SIGTERM", when: () => api.requests().length > 0 },
+            timeoutMs: 60_000,
+          });
+          assert.equal(run.code, 0, run.stderr);
+          assert.ok(run.elapsedMs < 5_000, `took ${run.elapsedMs} ms after the signal`);
+        } finally {
+          api.clearFaults();
+        }
+        await assertNothingLeft(dir);
+      }));
+    const hung: [string, string, string[]][] = [
+      ["bpftool", "a hung bpftool (-checkMap)", ["-checkMap", `-mapPath=/nonexistent/map`]],
+      ["ip", "a hung ip route replace", ["-installRoutesForHealthProbeReply"]],
+    ];
+    for (const [command, name, args] of hung) {
+      await t.step(name, () =>
+        withDir(async (dir) => {
+          await fakeSaves(dir, `printf '${CLEAN_DUMP.replaceAll("\n", "\\n")}'`);
+          await script(`${dir}/bin/${command}`, HUNG_SAVE);
+          const run = await runUnderLimits({
+            args: ["-dryRun", `-input=${dir}/allow`, "-interval=1", ...args],
+            bin: `${dir}/bin`,
+            signal: {
+              name: "SIGTERM",
+              when: () => processesMentioning(`${dir}/bin/aim-sleep`).length >= 2,
+            },
+            timeoutMs: 60_000,
+          });
+          assert.equal(run.code, 0, run.stderr);
+          assert.ok(run.elapsedMs < 5_000, `took ${run.elapsedMs} ms after the signal`);
+          await assertNothingLeft(dir);
+        }));
+    }
+  },
+});

@@ -45,6 +45,8 @@ export class ServiceAccountTokenAuth implements Authenticator {
     if (path === undefined) return Promise.resolve();
     let token: string;
     try {
+      // A FIFO in its place would block this synchronous read, and the process with it.
+      if (!Deno.statSync(path).isFile) throw new Error("not a regular file");
       token = Deno.readTextFileSync(path).trim();
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
