@@ -25,10 +25,21 @@ export interface Reporting {
   ): Promise<string[]>;
   /**
    * Reads the BPF counter and reports an increase (with `-checkMap`); never throws.
-   * Resolves to the Events that could not be written, one line each.
+   * Resolves to why the counter could not be read (logged already), if it could not,
+   * and the Events that could not be written, one line each.
    */
-  checkBlockedWrites(budget: { budgetMs: number; signal: AbortSignal }): Promise<string[]>;
+  checkBlockedWrites(
+    budget: { budgetMs: number; signal: AbortSignal },
+  ): Promise<BlockedWritesOutcome>;
   close(): Promise<void>;
+}
+
+/** What checking the BPF counter gave, for `-once`'s exit code. */
+export interface BlockedWritesOutcome {
+  /** Why the counter could not be read (a missing map, a map of the wrong kind, ...). */
+  unreadable?: string;
+  /** Events that could not be written. */
+  notReported: string[];
 }
 
 /** Reporting that only logs: `-dryRun`. */
@@ -46,15 +57,16 @@ export function dryRunReporting(config: Config, log: Logger, metrics?: Metrics):
       return Promise.resolve([]);
     },
     async checkBlockedWrites(budget) {
-      if (!counter) return [];
+      if (!counter) return { notReported: [] };
       watch ??= (await counter).CounterWatch.forMap(config.mapPath);
+      const change = await watch.check(budget.signal);
       await logCounter(
-        await watch.check(budget.signal),
+        change,
         log,
         metrics,
         () => log.info("dry run: would send a BlockedIPTablesRule event"),
       );
-      return [];
+      return { unreadable: change.kind === "error" ? change.message : undefined, notReported: [] };
     },
     close: () => Promise.resolve(),
   };
@@ -132,13 +144,14 @@ export async function kubeReporting(
       return failures;
     },
     async checkBlockedWrites(budget) {
-      if (!watch) return [];
-      const failures: string[] = [];
-      await logCounter(await watch.check(budget.signal), log, metrics, async () => {
+      if (!watch) return { notReported: [] };
+      const notReported: string[] = [];
+      const change = await watch.check(budget.signal);
+      await logCounter(change, log, metrics, async () => {
         const event = await reporter.reportBlocked(budget);
-        if (event?.kind === "failed") failures.push(`${event.reason} Event: ${event.message}`);
+        if (event?.kind === "failed") notReported.push(`${event.reason} Event: ${event.message}`);
       });
-      return failures;
+      return { unreadable: change.kind === "error" ? change.message : undefined, notReported };
     },
     close() {
       api.close();

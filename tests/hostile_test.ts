@@ -678,3 +678,35 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "-once -checkMap with a hash map at -mapPath: one line saying what it is, exit 2",
+  ...requires({ root: true, commands: ["prlimit", "time", "bpftool", "mount", "umount"] }),
+  fn: () =>
+    withDir(async (dir) => {
+      await Deno.mkdir(`${dir}/bpffs`);
+      const run = (command: string, args: string[]) =>
+        new Deno.Command(command, { args, stdout: "null", stderr: "null" }).output();
+      assert.ok((await run("mount", ["-t", "bpf", "bpf", `${dir}/bpffs`])).success);
+      try {
+        const map = `${dir}/bpffs/counter`;
+        const made = await run("bpftool", [
+          ...["map", "create", map, "type", "hash", "key", "4", "value", "8"],
+          ...["entries", "4", "name", "aim_hostile"],
+        ]);
+        assert.ok(made.success);
+        await Deno.writeTextFile(`${dir}/dump`, CLEAN_DUMP);
+        const result = await runUnderLimits({
+          args: once(dir, [`-rulesFile=${dir}/dump`, "-checkMap", `-mapPath=${map}`]),
+          timeoutMs: 30_000,
+        });
+        assert.equal(result.code, 2, result.stderr);
+        assert.deepEqual(errorLines(result.stderr), [
+          `BPF map ${map} is a hash map with 4-byte keys and 8-byte values; expected an ` +
+          "array map with 4-byte keys and 8-byte (u64) values",
+        ]);
+      } finally {
+        await run("umount", [`${dir}/bpffs`]);
+      }
+    }),
+});
