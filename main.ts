@@ -5,10 +5,13 @@
  * @module
  */
 
+// First, before any other module loads: SIGTERM/SIGINT handlers (see src/stop.ts).
+import { exitStatusFor, onForcedExit, stoppedBy, stopSignal } from "./src/stop.ts";
 import { type Config, parseCommandLine } from "./src/cli/config.ts";
 import { Metrics } from "./src/metrics.ts";
 import { type MetricsServer, startMetricsServer } from "./src/metrics_server.ts";
 import { exitCodeFor } from "./src/check.ts";
+import { killAllChildren } from "./src/iptables/runner.ts";
 import { linearEngineAvailable } from "./src/patterns/regexp.ts";
 import { formatJsonReport } from "./src/report/json.ts";
 import { createLogger, type Logger } from "./src/report/log.ts";
@@ -20,7 +23,12 @@ import { startWatcher } from "./src/watch/watcher.ts";
 
 async function writeAll(stream: { write(p: Uint8Array): Promise<number> }, text: string) {
   let bytes = new TextEncoder().encode(text);
-  while (bytes.length > 0) bytes = bytes.subarray(await stream.write(bytes));
+  try {
+    while (bytes.length > 0) bytes = bytes.subarray(await stream.write(bytes));
+  } catch (error) {
+    // A reader that went away (`| head`) wants no more; that is not our failure.
+    if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+  }
 }
 
 async function main(args: string[]): Promise<number> {
@@ -34,6 +42,8 @@ async function main(args: string[]): Promise<number> {
     return commandLine.code;
   }
   const { config } = commandLine;
+  // A shutdown that misses its deadline still ends as documented, children killed.
+  onForcedExit((signal) => (config.once ? exitStatusFor(signal) : 0), killAllChildren);
   const log = createLogger({
     verbosity: config.verbosity,
     skipHeaders: config.skipHeaders,
@@ -54,14 +64,35 @@ async function main(args: string[]): Promise<number> {
     return 2;
   }
   if (!config.once) return await serveDaemon(config, log, reporting, metrics);
-  const report = await scan(config, { log });
-  const budget = { budgetMs: 10_000, signal: new AbortController().signal };
-  await reporting.reportCheck(report, budget);
-  await reporting.checkBlockedWrites(budget);
+  return await checkOnce(config, log, reporting);
+}
+
+/** `-once`: one check, reported, printed; the exit code says what it found. */
+async function checkOnce(config: Config, log: Logger, reporting: Reporting): Promise<number> {
+  stopSignal.addEventListener("abort", () => reporting.close(), { once: true });
+  const report = await scan(config, { log, signal: stopSignal });
+  const budget = { budgetMs: 10_000, signal: stopSignal };
+  const failures = stopSignal.aborted ? [] : await reporting.reportCheck(report, budget);
+  const blocked = stopSignal.aborted
+    ? { notReported: [] }
+    : await reporting.checkBlockedWrites(budget);
+  failures.push(...blocked.notReported);
   await reporting.close();
+  const signal = stoppedBy();
+  if (signal !== undefined) {
+    log.error(`stopped by ${signal} before the check was done; nothing was reported`);
+    return exitStatusFor(signal);
+  }
   const output = config.output === "json" ? formatJsonReport(report) : formatTextReport(report);
   await writeAll(Deno.stdout, output);
-  return exitCodeFor(report);
+  if (failures.length > 0) {
+    log.error(`the result of this check was not reported: ${failures.join("; ")}`);
+    return 3;
+  }
+  // -checkMap asked for the counter: a map that cannot be read (its line is logged) is
+  // a configuration to fix, unless the rules themselves already say more.
+  const code = exitCodeFor(report);
+  return blocked.unreadable !== undefined && code === 0 ? 2 : code;
 }
 
 /** The daemon, with the metrics server around it when `-metricsAddress` asks for one. */
@@ -93,6 +124,7 @@ async function serveDaemon(
     return await runDaemon(config, {
       log,
       reporting,
+      stop: stopSignal,
       onCheck: metrics && ((report, ms) => metrics.recordCheck(report, ms, new Date())),
       nextTrigger: watcher?.nextTrigger,
       takeChangeHint: watcher?.takeChangeHint,
@@ -104,12 +136,17 @@ async function serveDaemon(
 }
 
 if (import.meta.main) {
+  let code: number;
   try {
-    Deno.exitCode = await main(Deno.args);
+    code = await main(Deno.args);
   } catch (error) {
     // A bug, not bad input: still one line, never a stack trace for the operator.
     const message = error instanceof Error ? error.message : String(error);
     console.error(`azure-iptables-monitor: internal error: ${message}`);
-    Deno.exitCode = 2;
+    code = 2;
   }
+  // No process we started outlives us, and nothing still waiting (an open that a FIFO
+  // blocks, say) keeps us alive.
+  killAllChildren();
+  Deno.exit(code);
 }

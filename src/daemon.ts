@@ -1,8 +1,9 @@
 /**
  * The long-running node agent: a check at start, then one every interval (with a
  * little jitter, so the pods of a DaemonSet do not all scan at once), each reported
- * through {@linkcode Reporting}. SIGTERM or SIGINT ends it within 5 s with exit 0,
- * letting a request already sent finish but starting no new one.
+ * through {@linkcode Reporting}. SIGTERM or SIGINT (the `stop` signal) ends it within
+ * 5 s with exit 0: the save commands under way are killed, retries stop, and a request
+ * already sent gets a short grace.
  *
  * @module
  */
@@ -14,13 +15,15 @@ import type { Reporting } from "./reporting.ts";
 import { installHealthProbeRoutes } from "./routes.ts";
 import { scan } from "./scan.ts";
 
-/** How long shutdown waits for reporting already under way. */
-export const SHUTDOWN_GRACE_MS = 4_000;
+/** How long shutdown waits for reporting already under way (then it is cut off). */
+export const SHUTDOWN_GRACE_MS = 3_000;
 
 /** What the loop needs from outside; tests and -watch add triggers. */
 export interface DaemonDeps {
   log: Logger;
   reporting: Reporting;
+  /** Aborts at SIGTERM or SIGINT (`stop.ts`); the daemon then ends. */
+  stop: AbortSignal;
   /** Called after each check (metrics). */
   onCheck?: (report: CheckReport, durationMs: number) => void;
   /**
@@ -116,16 +119,14 @@ async function untilDoneOrGrace(work: Promise<void>, stop: AbortSignal, graceMs:
 export async function runDaemon(config: Config, deps: DaemonDeps): Promise<number> {
   const { log, reporting } = deps;
   const random = deps.random ?? Math.random;
-  const stop = new AbortController();
-  const onSignal = () => {
-    if (!stop.signal.aborted) log.info("stopping: signal received");
-    stop.abort();
-  };
-  Deno.addSignalListener("SIGTERM", onSignal);
-  Deno.addSignalListener("SIGINT", onSignal);
+  const stop = { signal: deps.stop };
+  const onSignal = () => log.info("stopping: signal received");
+  if (stop.signal.aborted) onSignal();
+  else stop.signal.addEventListener("abort", onSignal, { once: true });
   try {
     if (config.installRoutesForHealthProbeReply) {
-      const errors = await installHealthProbeRoutes(config.ipv6);
+      const errors = await installHealthProbeRoutes(config.ipv6, undefined, stop.signal);
+      if (stop.signal.aborted) return 0;
       for (const error of errors) log.error(`cannot install health probe route: ${error}`);
       if (errors.length > 0) return 2;
       log.info("health probe reply routes are in place");
@@ -137,7 +138,7 @@ export async function runDaemon(config: Config, deps: DaemonDeps): Promise<numbe
     while (!stop.signal.aborted) {
       const started = performance.now();
       const changedBy = deps.takeChangeHint?.();
-      const report = await scan(config, { log, cache });
+      const report = await scan(config, { log, cache, signal: stop.signal });
       if (stop.signal.aborted) break; // nothing written yet: just go
       deps.onCheck?.(report, performance.now() - started);
       // Attribution only for a check a change triggered.
@@ -167,8 +168,7 @@ export async function runDaemon(config: Config, deps: DaemonDeps): Promise<numbe
     }
     return 0;
   } finally {
-    Deno.removeSignalListener("SIGTERM", onSignal);
-    Deno.removeSignalListener("SIGINT", onSignal);
+    stop.signal.removeEventListener("abort", onSignal);
     await reporting.close();
   }
 }

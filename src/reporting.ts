@@ -15,16 +15,31 @@ import type { Logger } from "./report/log.ts";
 export interface Reporting {
   /**
    * Writes the label (and Events) for one check; never throws. `hint` (-watch) names
-   * who last changed the ruleset, for the UnexpectedIPTablesRules Event.
+   * who last changed the ruleset, for the UnexpectedIPTablesRules Event. Resolves to
+   * what could not be written, one line each (empty: everything was).
    */
   reportCheck(
     report: CheckReport,
     budget: { budgetMs: number; signal: AbortSignal },
     hint?: string,
-  ): Promise<void>;
-  /** Reads the BPF counter and reports an increase (with `-checkMap`); never throws. */
-  checkBlockedWrites(budget: { budgetMs: number; signal: AbortSignal }): Promise<void>;
+  ): Promise<string[]>;
+  /**
+   * Reads the BPF counter and reports an increase (with `-checkMap`); never throws.
+   * Resolves to why the counter could not be read (logged already), if it could not,
+   * and the Events that could not be written, one line each.
+   */
+  checkBlockedWrites(
+    budget: { budgetMs: number; signal: AbortSignal },
+  ): Promise<BlockedWritesOutcome>;
   close(): Promise<void>;
+}
+
+/** What checking the BPF counter gave, for `-once`'s exit code. */
+export interface BlockedWritesOutcome {
+  /** Why the counter could not be read (a missing map, a map of the wrong kind, ...). */
+  unreadable?: string;
+  /** Events that could not be written. */
+  notReported: string[];
 }
 
 /** Reporting that only logs: `-dryRun`. */
@@ -39,17 +54,19 @@ export function dryRunReporting(config: Config, log: Logger, metrics?: Metrics):
           report.verdict === "unknown" ? "left as it is" : `"${report.verdict}"`
         }`,
       );
-      return Promise.resolve();
+      return Promise.resolve([]);
     },
-    async checkBlockedWrites() {
-      if (!counter) return;
+    async checkBlockedWrites(budget) {
+      if (!counter) return { notReported: [] };
       watch ??= (await counter).CounterWatch.forMap(config.mapPath);
+      const change = await watch.check(budget.signal);
       await logCounter(
-        await watch.check(),
+        change,
         log,
         metrics,
         () => log.info("dry run: would send a BlockedIPTablesRule event"),
       );
+      return { unreadable: change.kind === "error" ? change.message : undefined, notReported: [] };
     },
     close: () => Promise.resolve(),
   };
@@ -117,13 +134,24 @@ export async function kubeReporting(
   const watch = config.checkMap ? counter.CounterWatch.forMap(config.mapPath) : undefined;
   return {
     async reportCheck(report, budget, hint) {
-      await reporter.reportCheck(summaryOf(report), budget, hint);
+      const { label, event } = await reporter.reportCheck(summaryOf(report), budget, hint);
+      const failures: string[] = [];
+      if (label.kind === "failed") failures.push(`label not written: ${label.message}`);
+      if (label.kind === "missing") {
+        failures.push(`label not written: CiliumNode ${label.name} does not exist`);
+      }
+      if (event?.kind === "failed") failures.push(`${event.reason} Event: ${event.message}`);
+      return failures;
     },
     async checkBlockedWrites(budget) {
-      if (!watch) return;
-      await logCounter(await watch.check(), log, metrics, async () => {
-        await reporter.reportBlocked(budget);
+      if (!watch) return { notReported: [] };
+      const notReported: string[] = [];
+      const change = await watch.check(budget.signal);
+      await logCounter(change, log, metrics, async () => {
+        const event = await reporter.reportBlocked(budget);
+        if (event?.kind === "failed") notReported.push(`${event.reason} Event: ${event.message}`);
       });
+      return { unreadable: change.kind === "error" ? change.message : undefined, notReported };
     },
     close() {
       api.close();

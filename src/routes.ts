@@ -28,6 +28,7 @@ export const HEALTH_PROBE_ROUTES = {
 export async function installHealthProbeRoutes(
   ipv6: boolean,
   run: CommandRunner = runCommand,
+  signal?: AbortSignal,
 ): Promise<string[]> {
   const routes = ipv6
     ? [HEALTH_PROBE_ROUTES.ipv4, HEALTH_PROBE_ROUTES.ipv6]
@@ -35,13 +36,26 @@ export async function installHealthProbeRoutes(
   const errors: string[] = [];
   for (const args of routes) {
     const command = `ip ${args.join(" ")}`;
-    const outcome = await run("ip", [...args], { timeoutMs: 10_000 });
-    if (outcome.kind === "not-found") {
-      errors.push(`${command}: the ip command is not installed (iproute2)`);
-    } else if (outcome.kind === "timeout") errors.push(`${command}: did not finish within 10 s`);
-    else if (outcome.kind === "denied") errors.push(`${command}: ${outcome.message}`);
-    else if (outcome.code !== 0) {
-      errors.push(`${command}: exit ${outcome.code}: ${outcome.stderr.trim().split("\n")[0]}`);
+    const outcome = await run("ip", [...args], { timeoutMs: 10_000, signal });
+    switch (outcome.kind) {
+      case "not-found":
+        errors.push(`${command}: the ip command is not installed (iproute2)`);
+        break;
+      case "timeout":
+        errors.push(`${command}: did not finish within 10 s`);
+        break;
+      case "cannot-start":
+        errors.push(`${command}: ${outcome.message}`);
+        break;
+      case "too-large":
+        errors.push(`${command}: printed more than ${outcome.limitBytes} bytes`);
+        break;
+      case "aborted":
+        return errors; // shutting down: nothing to report
+      case "exited":
+        if (outcome.code !== 0) {
+          errors.push(`${command}: exit ${outcome.code}: ${outcome.stderr.trim().split("\n")[0]}`);
+        }
     }
   }
   return errors;

@@ -24,6 +24,8 @@ export interface ScanDeps {
   run?: CommandRunner;
   /** Verdicts kept across checks (daemon only). */
   cache?: FamilyCaches;
+  /** Aborting kills the save commands under way (shutdown); the report is then discarded. */
+  signal?: AbortSignal;
 }
 
 function familiesOf(config: Config): { family: Family; dir: string; rulesFile?: string }[] {
@@ -46,7 +48,7 @@ export async function scan(config: Config, deps: ScanDeps): Promise<CheckReport>
         loadAllowlist(dir),
         rulesFile !== undefined
           ? readRulesFile(rulesFile, family)
-          : readFamily(family, { timeoutMs: SAVE_TIMEOUT_MS, run: deps.run }),
+          : readFamily(family, { timeoutMs: SAVE_TIMEOUT_MS, run: deps.run, signal: deps.signal }),
       ]);
       return { family, allowlist, read };
     }),
@@ -65,6 +67,8 @@ export async function scan(config: Config, deps: ScanDeps): Promise<CheckReport>
         )
       : undefined,
   });
+  // A check cut short by a signal is dropped: its "stopped" read errors are no findings.
+  if (deps.signal?.aborted) return report;
   logFindings(report, inputs, log);
   const details = log.v(2);
   if (details.enabled) {

@@ -24,8 +24,14 @@ async function run(command: string, args: string[]): Promise<void> {
   }
 }
 
-/** A private bpffs with one array map (key u32, value u64, 1 entry) pinned at `map`. */
-async function withPinnedMap(body: (map: string, dir: string) => Promise<void>): Promise<void> {
+/**
+ * A private bpffs with one map pinned at `map`: by default an array (key u32, value
+ * u64, 1 entry), as the block counter is.
+ */
+async function withPinnedMap(
+  body: (map: string, dir: string) => Promise<void>,
+  shape: { type: string; key: number; value: number } = { type: "array", key: 4, value: 8 },
+): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "aim-bpffs-" });
   let mounted = false;
   try {
@@ -37,11 +43,11 @@ async function withPinnedMap(body: (map: string, dir: string) => Promise<void>):
       "create",
       map,
       "type",
-      "array",
+      shape.type,
       "key",
-      "4",
+      String(shape.key),
       "value",
-      "8",
+      String(shape.value),
       "entries",
       "1",
       "name",
@@ -72,7 +78,10 @@ async function setCounter(map: string, value: bigint): Promise<void> {
   ]);
 }
 
-/** A stand-in bpftool that prints `stdout` and exits with `code`. */
+/**
+ * A stand-in bpftool: `map show` describes a u64 array map, anything else prints
+ * `stdout` and exits with `code`.
+ */
 async function withFakeBpftool(
   stdout: string,
   code: number,
@@ -82,7 +91,13 @@ async function withFakeBpftool(
   try {
     const script = `${dir}/bpftool`;
     const quoted = stdout.replaceAll("'", `'"'"'`);
-    await Deno.writeTextFile(script, `#!/bin/sh\nprintf '%s' '${quoted}'\nexit ${code}\n`);
+    const show =
+      `{"id":1,"type":"array","name":"fake","bytes_key":4,"bytes_value":8,"max_entries":1}`;
+    await Deno.writeTextFile(
+      script,
+      `#!/bin/sh\ncase "$*" in *"map show"*) printf '%s' '${show}'; exit 0;; esac\n` +
+        `printf '%s' '${quoted}'\nexit ${code}\n`,
+    );
     await Deno.chmod(script, 0o755);
     await body(script);
   } finally {
@@ -123,7 +138,7 @@ Deno.test("parse: anything else is one clear line", () => {
   const cases: [string, RegExp][] = [
     ["", /not JSON/],
     ["Error: something\n", /not JSON: "Error: something"/],
-    ["null", /unexpected bpftool output: null/],
+    ["null", /bpftool found no entry for key 0/],
     [
       `{"key":["0x00"],"value":["0x01","0x02"]}`,
       /the map value has 2 bytes; expected a u64 \(8 bytes\)/,
@@ -266,4 +281,31 @@ Deno.test("bpftool: one that hangs is killed after the timeout", async () => {
   } finally {
     await Deno.remove(script);
   }
+});
+
+Deno.test({
+  name: "bpftool: a map of the wrong type or value size says what it is and what was expected",
+  ...needsMap,
+  async fn() {
+    const cases = [
+      {
+        shape: { type: "hash", key: 4, value: 8 },
+        expected: "is a hash map with 4-byte keys and 8-byte values",
+      },
+      {
+        shape: { type: "array", key: 4, value: 4 },
+        expected: "is an array map with 4-byte keys and 4-byte values",
+      },
+    ];
+    for (const { shape, expected } of cases) {
+      await withPinnedMap(async (map) => {
+        const read = await readCounter(map);
+        assert.deepEqual(read, {
+          ok: false,
+          message: `BPF map ${map} ${expected}; expected an array map with 4-byte keys ` +
+            "and 8-byte (u64) values",
+        });
+      }, shape);
+    }
+  },
 });

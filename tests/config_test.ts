@@ -254,3 +254,28 @@ Deno.test("every Config produced satisfies the schema; the schema rejects bad on
   assert.equal(ConfigSchema.safeParse({ ...DEFAULTS, nodeName: undefined }).success, false);
   assert.equal(ConfigSchema.safeParse({ ...DEFAULTS, surprise: 1 }).success, false);
 });
+
+Deno.test("NODE_NAME must be a Kubernetes object name (a DNS-1123 subdomain, at most 253)", () => {
+  const longest = `${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(61)}`;
+  assert.equal(longest.length, 253);
+  assert.equal(config([], { NODE_NAME: longest }).nodeName, longest);
+  assert.equal(
+    config([], { NODE_NAME: "aks-nodepool1-12345678-vmss000000" }).nodeName !== "",
+    true,
+  );
+  const cases: [string, RegExp][] = [
+    ["..", /^NODE_NAME="\.\." is not a valid node name: .*DNS-1123 subdomain/],
+    ["node\nforged", /^NODE_NAME="node\\nforged" is not a valid node name: /],
+    [
+      "a".repeat(254),
+      /^NODE_NAME="a{254}" is not a valid node name: it has 254 characters, at most 253/,
+    ],
+    ["Node-1", /is not a valid node name/],
+    ["a/b", /is not a valid node name/],
+    ["-a", /is not a valid node name/],
+  ];
+  for (const [name, expected] of cases) {
+    assert.match(failure([], { NODE_NAME: name }), expected);
+    assert.match(failure(["-dryRun"], { NODE_NAME: name }), expected, "also with -dryRun");
+  }
+});

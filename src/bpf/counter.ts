@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { runCommand } from "../iptables/runner.ts";
 
 /** The result of reading the counter: its value, or one line saying why not. */
 export type CounterRead = { ok: true; value: bigint } | { ok: false; message: string };
@@ -9,6 +10,8 @@ export interface BpftoolOptions {
   bpftool?: string;
   /** bpftool is killed after this long; 5 s by default. */
   timeoutMs?: number;
+  /** Aborting kills bpftool (shutdown). */
+  signal?: AbortSignal;
 }
 
 const U64_BYTES = 8;
@@ -78,6 +81,7 @@ export function parseLookupOutput(stdout: string): bigint {
   } catch {
     throw new Error(`bpftool printed something that is not JSON: "${snippet(stdout)}"`);
   }
+  if (json === null) throw new Error("bpftool found no entry for key 0");
   const parsed = LookupOutput.safeParse(json);
   if (!parsed.success) {
     throw new Error(`unexpected bpftool output: ${snippet(stdout)}`);
@@ -118,55 +122,116 @@ function explain(mapPath: string, detail: string): string {
   return `cannot read BPF map ${mapPath}: ${detail}`;
 }
 
+/** The part of `bpftool -j map show` that says what kind of map it is. */
+const MapShowOutput = z.object({
+  type: z.string(),
+  bytes_key: z.number().int(),
+  bytes_value: z.number().int(),
+});
+
+/** What the counter map must be: an array with u32 keys and u64 values. */
+const EXPECTED_MAP = { type: "array", key: 4, value: U64_BYTES } as const;
+
+/**
+ * Says what is wrong with the map bpftool described, or nothing when it is the
+ * expected array of u64 counters. Throws one clear line for output it cannot read.
+ */
+export function checkMapShape(stdout: string): string | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(stdout);
+  } catch {
+    throw new Error(`bpftool printed something that is not JSON: "${snippet(stdout)}"`);
+  }
+  const parsed = MapShowOutput.safeParse(json);
+  if (!parsed.success) throw new Error(`unexpected bpftool map show output: ${snippet(stdout)}`);
+  const { type, bytes_key: key, bytes_value: value } = parsed.data;
+  if (type === EXPECTED_MAP.type && key === EXPECTED_MAP.key && value === EXPECTED_MAP.value) {
+    return undefined;
+  }
+  return `is ${/^[aeiou]/.test(type) ? "an" : "a"} ${type} map with ${key}-byte keys and ` +
+    `${value}-byte values; expected an array map with 4-byte keys and 8-byte (u64) values`;
+}
+
+/** Runs bpftool with `args`; its stdout, or the one line saying why not. */
+async function bpftool(
+  mapPath: string,
+  command: string,
+  args: string[],
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<{ ok: true; stdout: string } | { ok: false; message: string }> {
+  const outcome = await runCommand(command, args, {
+    timeoutMs,
+    maxOutputBytes: MAX_BPFTOOL_OUTPUT_BYTES,
+    signal,
+  });
+  const failed = (message: string) => ({ ok: false as const, message });
+  switch (outcome.kind) {
+    case "not-found":
+      return failed(`cannot read BPF map ${mapPath}: ${command} not found`);
+    case "cannot-start":
+      return failed(`cannot read BPF map ${mapPath}: ${outcome.message}`);
+    case "timeout":
+      return failed(
+        `cannot read BPF map ${mapPath}: ${command} gave no answer within ${timeoutMs / 1000} s`,
+      );
+    case "too-large":
+      return failed(
+        `cannot read BPF map ${mapPath}: ${command} printed more than ` +
+          `${outcome.limitBytes / 1024} KiB`,
+      );
+    case "aborted":
+      return failed(`cannot read BPF map ${mapPath}: stopped, shutting down`);
+    case "exited":
+      if (outcome.code !== 0) {
+        return failed(explain(mapPath, bpftoolError(outcome.stdout, outcome.stderr)));
+      }
+      return { ok: true, stdout: outcome.stdout };
+  }
+}
+
+/** bpftool's answer for one map is a few hundred bytes; more is not bpftool. */
+const MAX_BPFTOOL_OUTPUT_BYTES = 64 * 1024;
+
 /**
  * Reads key 0 of the pinned array map at `mapPath`, a u64 counter of blocked iptables
- * writes, with bpftool. Every failure (missing map, missing bpftool, no permission,
- * unexpected output, a hung bpftool) comes back as one line, never as an exception.
+ * writes, with bpftool: first what kind of map it is (an array of u64 values, else one
+ * line saying what it is instead), then the value. Every failure (missing map, missing
+ * bpftool, no permission, unexpected output, a hung bpftool) comes back as one line,
+ * never as an exception.
  */
 export async function readCounter(
   mapPath: string,
   options: BpftoolOptions = {},
 ): Promise<CounterRead> {
-  const bpftool = options.bpftool ?? "bpftool";
+  const command = options.bpftool ?? "bpftool";
   const timeoutMs = options.timeoutMs ?? 5_000;
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), timeoutMs);
-  let output: Deno.CommandOutput;
+  const shown = await bpftool(
+    mapPath,
+    command,
+    ["-j", "map", "show", "pinned", mapPath],
+    timeoutMs,
+    options.signal,
+  );
+  if (!shown.ok) return shown;
   try {
-    output = await new Deno.Command(bpftool, {
-      args: ["-j", "map", "lookup", "pinned", mapPath, "key", "0", "0", "0", "0"],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: controller.signal,
-    }).output();
+    const wrong = checkMapShape(shown.stdout);
+    if (wrong !== undefined) return { ok: false, message: `BPF map ${mapPath} ${wrong}` };
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      return { ok: false, message: `cannot read BPF map ${mapPath}: ${bpftool} not found` };
-    }
-    if (error instanceof Deno.errors.PermissionDenied) {
-      return { ok: false, message: `cannot read BPF map ${mapPath}: may not run ${bpftool}` };
-    }
     const reason = error instanceof Error ? error.message : String(error);
-    return { ok: false, message: `cannot read BPF map ${mapPath}: ${bpftool}: ${reason}` };
-  } finally {
-    clearTimeout(timer);
+    return { ok: false, message: `cannot read BPF map ${mapPath}: ${reason}` };
   }
-  const decoder = new TextDecoder();
-  const stdout = decoder.decode(output.stdout);
-  const stderr = decoder.decode(output.stderr);
-  if (controller.signal.aborted) {
-    return {
-      ok: false,
-      message: `cannot read BPF map ${mapPath}: ${bpftool} gave no answer within ` +
-        `${timeoutMs / 1000} s`,
-    };
-  }
-  if (!output.success) {
-    return { ok: false, message: explain(mapPath, bpftoolError(stdout, stderr)) };
-  }
+  const looked = await bpftool(
+    mapPath,
+    command,
+    ["-j", "map", "lookup", "pinned", mapPath, "key", "0", "0", "0", "0"],
+    timeoutMs,
+    options.signal,
+  );
+  if (!looked.ok) return looked;
   try {
-    return { ok: true, value: parseLookupOutput(stdout) };
+    return { ok: true, value: parseLookupOutput(looked.stdout) };
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     return { ok: false, message: `cannot read BPF map ${mapPath}: ${reason}` };
@@ -190,20 +255,21 @@ export type CounterChange =
  * a failed read neither moves the baseline nor hides an increase seen afterwards.
  */
 export class CounterWatch {
-  readonly #read: () => Promise<CounterRead>;
+  readonly #read: (signal?: AbortSignal) => Promise<CounterRead>;
   #last: bigint | undefined;
 
-  constructor(read: () => Promise<CounterRead>) {
+  constructor(read: (signal?: AbortSignal) => Promise<CounterRead>) {
     this.#read = read;
   }
 
   /** A watch on the pinned map at `mapPath`, read with bpftool. */
   static forMap(mapPath: string, options: BpftoolOptions = {}): CounterWatch {
-    return new CounterWatch(() => readCounter(mapPath, options));
+    return new CounterWatch((signal) => readCounter(mapPath, { ...options, signal }));
   }
 
-  async check(): Promise<CounterChange> {
-    const read = await this.#read();
+  /** Reads the counter; `signal` aborts a read under way (shutdown). */
+  async check(signal?: AbortSignal): Promise<CounterChange> {
+    const read = await this.#read(signal);
     if (!read.ok) return { kind: "error", message: read.message };
     const previous = this.#last;
     const value = read.value;

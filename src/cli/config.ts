@@ -342,6 +342,11 @@ function buildConfig(
       "(must be host:port, e.g. :9090 or 127.0.0.1:9090)";
   }
   const nodeName = nonEmpty(env["NODE_NAME"]);
+  const badName = nodeName === undefined ? undefined : nodeNameProblem(nodeName);
+  if (badName !== undefined) {
+    return `NODE_NAME=${goQuote(nodeName!)} is not a valid node name: ${badName}; set it to ` +
+      "this node's name (a DaemonSet passes spec.nodeName)";
+  }
   if (nodeName === undefined && !flags.dryRun) {
     return "NODE_NAME is not set: set it to this node's name (a DaemonSet passes " +
       "spec.nodeName), or add -dryRun to check without Kubernetes";
@@ -369,6 +374,27 @@ function buildConfig(
     skipHeaders: flags.skip_headers,
     addDirHeader: flags.add_dir_header,
   };
+}
+
+/** The longest Kubernetes object name (a DNS-1123 subdomain). */
+export const MAX_NODE_NAME_LENGTH = 253;
+
+const DNS_1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/**
+ * Why `name` cannot be a Node's name, if it cannot: Kubernetes names are DNS-1123
+ * subdomains. Checked because the name goes into API paths (`..` would be normalised
+ * into another URL) and into log lines (a newline would forge one).
+ */
+export function nodeNameProblem(name: string): string | undefined {
+  if (name.length > MAX_NODE_NAME_LENGTH) {
+    return `it has ${name.length} characters, at most ${MAX_NODE_NAME_LENGTH} are allowed`;
+  }
+  if (!DNS_1123_SUBDOMAIN.test(name)) {
+    return "a Kubernetes object name is lower-case letters, digits, '-' and '.', " +
+      "starting and ending with a letter or digit (a DNS-1123 subdomain)";
+  }
+  return undefined;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

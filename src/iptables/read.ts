@@ -4,7 +4,14 @@
  * A rule added through one backend is invisible to the other backend's save, so a node
  * that mixes nf_tables and legacy tools must be read through both.
  */
-import { type CommandOutcome, type CommandRunner, runCommand } from "./runner.ts";
+import { readBoundedFile } from "../bounded_file.ts";
+import {
+  type CommandOutcome,
+  type CommandRunner,
+  decodeOutput,
+  MAX_OUTPUT_BYTES,
+  runCommand,
+} from "./runner.ts";
 import { OUTSIDE_TABLES, parseIptablesSave } from "./save_parser.ts";
 import type { Family, FamilyRead, ReadError, RulesSource, TableRules } from "./types.ts";
 
@@ -24,8 +31,8 @@ type BackendRead =
   | { kind: "absent" }
   | { kind: "error"; error: ReadError };
 
-/** Dump files larger than this are refused: no real ruleset comes near it. */
-export const MAX_RULES_FILE_BYTES = 256 * 1024 * 1024;
+/** Dump files larger than this are refused: the same bound as a save command's output. */
+export const MAX_RULES_FILE_BYTES = MAX_OUTPUT_BYTES;
 
 /** Why a save that ran past its deadline, or whose output we could not hold, is a finding. */
 export const RULESET_TOO_LARGE =
@@ -36,7 +43,7 @@ type SaveOutcome = CommandOutcome | { kind: "failed"; message: string };
 
 /** `run`, with a rejection turned into an outcome, so that no output can end the check. */
 function guarded(run: CommandRunner) {
-  return (command: string, args: string[], options: { timeoutMs: number }) =>
+  return (command: string, args: string[], options: Parameters<CommandRunner>[2]) =>
     run(command, args, options).catch((error): SaveOutcome => ({
       kind: "failed",
       message: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
@@ -64,9 +71,6 @@ function tooLarge(
     incomplete: { kind: "iptables", family, source: command, message },
   };
 }
-
-/** How the runner reports a child ended by SIGKILL (128 + 9, as a shell does). */
-const KILLED = 137;
 
 const PERMISSION_PROBLEM = /permission denied|you must be root|operation not permitted/i;
 /** What iptables-nft prints when the kernel has no nf_tables: no rules can live there. */
@@ -122,11 +126,8 @@ function interpret(
         `${command} is not installed (not found on PATH): install the iptables package, ` +
           `or audit a saved dump with ${rulesFileFlag(family)}`,
       );
-    case "denied":
-      return error(
-        `${command} could not be started (${outcome.message}): check that it is executable ` +
-          `and that Deno may run it (--allow-run)`,
-      );
+    case "cannot-start":
+      return error(`${command} is on PATH but could not be run: ${outcome.message}`);
     case "timeout":
       // A few hundred thousand rules in one chain, loaded in seconds, take
       // iptables-nft-save minutes (README, "What can make a check unknown").
@@ -136,16 +137,25 @@ function interpret(
         backend,
         `${command} did not finish within ${seconds(timeoutMs)} and was killed`,
       );
+    case "too-large":
+      // More output than any real node prints: a node user can cause it by adding rules.
+      return tooLarge(
+        family,
+        command,
+        backend,
+        `${command} printed more than ${outcome.limitBytes / 1024 / 1024} MiB and was killed`,
+      );
     case "failed":
-      // Output beyond what one string can hold (about 512 MiB): millions of rules.
       return tooLarge(
         family,
         command,
         backend,
         `the output of ${command} could not be read (${outcome.message})`,
       );
+    case "aborted":
+      return error(`${command} was stopped: shutting down`);
     case "exited": {
-      if (outcome.code === KILLED) {
+      if (outcome.signal === "SIGKILL") {
         // The kernel's OOM killer ends a save that outgrows the pod's memory limit, and a
         // node user can make it outgrow it by adding rules (README, "What can make a check
         // unknown"); whoever else sends a save SIGKILL is on the node too.
@@ -154,6 +164,12 @@ function interpret(
           command,
           backend,
           `${command} was killed by SIGKILL (out of memory?) before it finished`,
+        );
+      }
+      if (outcome.signal !== null) {
+        const said = firstLine(outcome.stderr);
+        return error(
+          `${command} was killed by ${outcome.signal}` + (said === "" ? "" : `: ${said}`),
         );
       }
       if (outcome.code !== 0) {
@@ -195,10 +211,12 @@ function kernelLacksBackend(outcome: SaveOutcome): boolean {
  */
 export async function readFamily(
   family: Family,
-  options: { timeoutMs: number; run?: CommandRunner },
+  options: { timeoutMs: number; run?: CommandRunner; signal?: AbortSignal },
 ): Promise<FamilyRead> {
-  const run = guarded(options.run ?? runCommand);
-  const { timeoutMs } = options;
+  const given = guarded(options.run ?? runCommand);
+  const { timeoutMs, signal } = options;
+  const run = (command: string, args: string[], runOptions: { timeoutMs: number }) =>
+    given(command, args, { ...runOptions, signal });
   const prefix = toolPrefix(family);
   const variants: { command: string; backend: Backend }[] = [
     { command: `${prefix}-nft-save`, backend: "nf_tables" },
@@ -267,30 +285,6 @@ async function defaultBackend(
   return candidates.find((candidate) => candidate.backend === backend) ?? candidates[0];
 }
 
-/** Reads at most `limit + 1` bytes, so an endless pipe or huge file cannot exhaust memory. */
-async function readCapped(file: Deno.FsFile, limit: number): Promise<Uint8Array | "too-big"> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = file.readable.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > limit) {
-      await reader.cancel();
-      return "too-big";
-    }
-    chunks.push(value);
-  }
-  const all = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return all;
-}
-
 /** Which family's tool wrote a dump, from its `# Generated by ...` header, if it has one. */
 function generatorFamily(text: string): Family | undefined {
   const marker = "# Generated by ";
@@ -302,20 +296,11 @@ function generatorFamily(text: string): Family | undefined {
   return undefined;
 }
 
-function openErrorMessage(path: string, error: unknown): string {
-  if (error instanceof Deno.errors.NotFound) return `rules file ${path} does not exist`;
-  if (error instanceof Deno.errors.PermissionDenied) {
-    return `cannot read rules file ${path}: permission denied; make it readable or run as root`;
-  }
-  if (error instanceof Deno.errors.NotCapable) {
-    return `cannot read rules file ${path}: Deno may not read it (--allow-read)`;
-  }
-  return `cannot read rules file ${path}: ${error instanceof Error ? error.message : error}`;
-}
-
 /**
- * Reads a saved `iptables-save` dump for `-rulesFile`/`-rulesFile6` (a regular file or a
- * pipe such as `<(ssh node iptables-save)`). An empty, binary, truncated, oversized or
+ * Reads a saved `iptables-save` dump for `-rulesFile`/`-rulesFile6`: a regular file, or a
+ * pipe this process was handed, such as `<(ssh node iptables-save)`; a named FIFO, a
+ * socket or a device is refused (it could make us wait or read forever). An empty,
+ * binary, truncated, oversized or
  * otherwise unusable file is an error: auditing it would wrongly report a clean node.
  */
 export async function readRulesFile(path: string, family: Family): Promise<FamilyRead> {
@@ -326,37 +311,27 @@ export async function readRulesFile(path: string, family: Family): Promise<Famil
     errors: [{ kind: "rules-file", family, source, message }],
   });
 
-  let bytes: Uint8Array | "too-big";
-  let file: Deno.FsFile | undefined;
-  try {
-    file = await Deno.open(path, { read: true });
-    const info = await file.stat();
-    if (info.isDirectory) {
-      return failed(`rules file ${path} is a directory, not an iptables-save dump`);
-    }
-    if (info.isFile && info.size > MAX_RULES_FILE_BYTES) bytes = "too-big";
-    else bytes = await readCapped(file, MAX_RULES_FILE_BYTES);
-  } catch (error) {
-    return failed(openErrorMessage(path, error));
-  } finally {
-    try {
-      file?.close();
-    } catch {
-      // Already closed by the finished stream.
-    }
-  }
-
+  const read = await readBoundedFile(path, {
+    maxBytes: MAX_RULES_FILE_BYTES,
+    allowInheritedPipe: true,
+  });
   const flag = rulesFileFlag(family);
-  if (bytes === "too-big") {
-    return failed(
-      `rules file ${path} is larger than ${MAX_RULES_FILE_BYTES / 1024 / 1024} MiB; ` +
-        `that is not an iptables-save dump of a real node, so it is refused`,
-    );
+  switch (read.kind) {
+    case "missing":
+      return failed(`rules file ${path} does not exist`);
+    case "too-big":
+      return failed(
+        `rules file ${path} is larger than ${MAX_RULES_FILE_BYTES / 1024 / 1024} MiB; ` +
+          `that is not an iptables-save dump of a real node, so it is refused`,
+      );
+    case "refused":
+      return failed(`rules file ${path} ${read.reason}`);
   }
+  const bytes = read.bytes;
   if (bytes.indexOf(0) !== -1) {
     return failed(`rules file ${path} is a binary file, not an iptables-save dump`);
   }
-  const text = new TextDecoder("utf-8", { fatal: false }).decode(bytes);
+  const text = decodeOutput(bytes);
   const parsed = parseIptablesSave(text);
   if (parsed.tableHeaders === 0) {
     const what = parsed.tables.length === 0

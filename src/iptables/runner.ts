@@ -1,27 +1,87 @@
 /**
- * Runs an external command (no shell) and collects its output, with a hard timeout.
- * The one I/O edge through which iptables is read, so tests can point it at a network
- * namespace (`ip netns exec`) or at other real commands.
+ * Runs an external command (no shell) and collects its output, bounded in time, in the
+ * bytes it may print and so in the memory that output costs us. The one I/O edge
+ * through which iptables is read, so tests can point it at a network namespace
+ * (`ip netns exec`) or at other real commands.
+ *
+ * Every child starts in its own session (`setsid`), so it and anything it starts form
+ * one process group that is killed as a whole (with `kill -s KILL -- -PGID`): when the
+ * command ends (a grandchild it left behind goes with it), on timeout, on an oversized
+ * output, on abort, and for every group still running when this process exits
+ * ({@linkcode killAllChildren}).
  */
 
 /** How a command run ended. */
 export type CommandOutcome =
-  | { kind: "exited"; code: number; stdout: string; stderr: string }
+  /** It ran and exited; `signal` is set when a signal killed it (`code` is then 128 + n). */
+  | { kind: "exited"; code: number; signal: string | null; stdout: string; stderr: string }
+  /** Not found on PATH at all: the tool is not installed. */
   | { kind: "not-found" }
+  /** Found, but it could not be started (execve failed, or Deno may not run it). */
+  | { kind: "cannot-start"; message: string }
   | { kind: "timeout" }
-  | { kind: "denied"; message: string };
+  /** It printed more than the limit on stdout and was killed. */
+  | { kind: "too-large"; limitBytes: number }
+  /** The caller's signal aborted it (shutdown). */
+  | { kind: "aborted" };
+
+/** How a command may run. */
+export interface RunOptions {
+  timeoutMs: number;
+  /** At most this many bytes of stdout are kept; more kills it. {@linkcode MAX_OUTPUT_BYTES} by default. */
+  maxOutputBytes?: number;
+  /** Aborting kills the command (shutdown). */
+  signal?: AbortSignal;
+}
 
 /** Runs `command` with `args`; never throws for a failure of the command itself. */
 export type CommandRunner = (
   command: string,
   args: string[],
-  options: { timeoutMs: number },
+  options: RunOptions,
 ) => Promise<CommandOutcome>;
+
+/**
+ * The most stdout a command may print: 32 MiB. The largest ruleset we can justify, the
+ * benchmark's 20,000-service nf_tables node (148,205 rules, twice the 10,000 Services
+ * Kubernetes documents as a cluster's limit), dumps 16.8 MiB; 32 MiB leaves twice that.
+ * While it is read, output costs its size in JavaScript strings, twice at the moment the
+ * pieces are joined; output past the limit is dropped at once.
+ */
+export const MAX_OUTPUT_BYTES = 32 * 1024 * 1024;
+
+/** Only the first line of stderr is ever shown; this much of it is kept, the rest read and dropped. */
+export const MAX_STDERR_BYTES = 64 * 1024;
 
 /** Bytes asked for by one read (a pipe holds 64 KiB). */
 const CHUNK_BYTES = 64 * 1024;
 /** At most this many spare read buffers are kept. */
 const MAX_KEPT_CHUNKS = 8;
+
+/**
+ * Decodes command output. The one place that decides how bytes become text: invalid
+ * UTF-8 is replaced (odd bytes in a rule comment cannot make a read fail). It is only
+ * ever given whole UTF-8 sequences, except for an incomplete one at the very end.
+ */
+export function decodeOutput(bytes: Uint8Array): string {
+  return new TextDecoder("utf-8", { fatal: false }).decode(bytes);
+}
+
+/**
+ * How many bytes at the end of `bytes` start a UTF-8 sequence that is not complete yet:
+ * they wait for the next read, so that a sequence split between two reads decodes as
+ * it would in one piece.
+ */
+function incompleteTail(bytes: Uint8Array): number {
+  for (let back = 1; back <= Math.min(3, bytes.length); back++) {
+    const byte = bytes[bytes.length - back];
+    if (byte < 0x80) return 0; // ASCII: nothing is pending
+    if (byte < 0xc0) continue; // a continuation byte: look further back
+    const needs = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : 2;
+    return needs > back ? back : 0;
+  }
+  return 0;
+}
 
 /**
  * Spare read buffers. The daemon reads megabytes of rules at every check; reading them
@@ -31,14 +91,29 @@ const MAX_KEPT_CHUNKS = 8;
  */
 const spareChunks: ArrayBuffer[] = [];
 
+/** What draining one pipe gave: the text kept, and whether more than the limit arrived. */
+interface Drained {
+  text: string;
+  overflow: boolean;
+}
+
 /**
- * Drains a byte stream and decodes it as UTF-8, invalid bytes replaced. Reading stdout
- * and stderr at the same time keeps a child that writes megabytes to either pipe from
- * blocking on a full pipe. Never rejects: a broken pipe keeps what arrived.
+ * Drains a byte stream, keeping at most `limit` bytes as text. Reading stdout and
+ * stderr at the same time keeps a child that writes megabytes to either pipe from
+ * blocking on a full pipe. With `stopAtLimit`, the first byte past the limit ends the
+ * read (`onOverflow` kills the command); otherwise the excess is read and dropped.
+ * Never rejects: a broken or cancelled pipe keeps what arrived.
  */
-async function drain(reader: ReadableStreamBYOBReader): Promise<string> {
-  const decoder = new TextDecoder("utf-8", { fatal: false });
+async function drain(
+  reader: ReadableStreamBYOBReader,
+  limit: number,
+  stopAtLimit: boolean,
+  onOverflow: () => void,
+): Promise<Drained> {
   const pieces: string[] = [];
+  let kept = 0;
+  let overflow = false;
+  let pending = new Uint8Array(0);
   let chunk = spareChunks.pop() ?? new ArrayBuffer(CHUNK_BYTES);
   /** Whether `chunk` is ours (a pending read holds it, and keeps it if cancelled). */
   let chunkHeld = true;
@@ -49,28 +124,189 @@ async function drain(reader: ReadableStreamBYOBReader): Promise<string> {
       if (value !== undefined) {
         chunk = value.buffer as ArrayBuffer; // the read hands the buffer back
         chunkHeld = true;
-        if (value.byteLength > 0) pieces.push(decoder.decode(value, { stream: true }));
+        let bytes: Uint8Array = value;
+        if (kept + bytes.length > limit) {
+          if (!overflow) {
+            overflow = true;
+            if (stopAtLimit) {
+              pieces.length = 0; // unused: free it now, not at the next collection
+              onOverflow();
+              break;
+            }
+          }
+          bytes = bytes.subarray(0, limit - kept);
+        }
+        if (bytes.length > 0) {
+          kept += bytes.length;
+          const joined = pending.length === 0 ? bytes : concat(pending, bytes);
+          const cut = joined.length - incompleteTail(joined);
+          if (cut > 0) pieces.push(decodeOutput(joined.subarray(0, cut)));
+          pending = joined.slice(cut);
+        }
       }
       if (done) break;
     }
   } catch {
-    // Cancelled after a timeout, or the pipe broke: keep what arrived.
+    // Cancelled after a timeout or an abort, or the pipe broke: keep what arrived.
   }
   if (chunkHeld && spareChunks.length < MAX_KEPT_CHUNKS) spareChunks.push(chunk);
-  pieces.push(decoder.decode()); // an incomplete sequence at the end becomes U+FFFD
-  return pieces.join("");
+  if (pending.length > 0) pieces.push(decodeOutput(pending)); // incomplete at the end
+  return { text: pieces.join(""), overflow };
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const all = new Uint8Array(a.length + b.length);
+  all.set(a);
+  all.set(b, a.length);
+  return all;
 }
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** The process groups of the children still running, by their leader's pid. */
+const liveGroups = new Map<number, Deno.ChildProcess>();
+
 /**
- * The real {@linkcode CommandRunner} over `Deno.Command`. On timeout the child is killed
- * with SIGKILL and reaped; output is decoded as UTF-8 with invalid bytes replaced, so
- * odd bytes in a rule comment cannot make a read fail.
+ * The command that signals a process group. Deno's own `Deno.kill` needs permission to
+ * run any program at all, which this program does not have; `kill` (procps) is one
+ * more name in --allow-run instead.
+ */
+const KILL_COMMAND = "kill";
+
+/**
+ * Kills the process groups `pgids` with SIGKILL: every process in them, whatever it
+ * started in its group. Groups that are gone already are fine. `sync` waits for it
+ * (on the way out); otherwise it runs in the background and is reaped when done.
+ */
+function killGroups(pgids: readonly number[], sync = false): void {
+  if (pgids.length === 0) return;
+  const command = new Deno.Command(KILL_COMMAND, {
+    args: ["-s", "KILL", "--", ...pgids.map((pgid) => `-${pgid}`)],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  });
+  try {
+    if (sync) command.outputSync();
+    else command.spawn().status.catch(() => {});
+  } catch {
+    // No kill command: the leaders are still killed directly by their callers.
+  }
+}
+
+/**
+ * Kills every command still running, with everything it started in its group. Called
+ * on the way out (any exit path), so no process we started outlives us.
+ */
+export function killAllChildren(): void {
+  for (const child of liveGroups.values()) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It has exited already.
+    }
+  }
+  killGroups([...liveGroups.keys()], true);
+  liveGroups.clear();
+}
+
+/** Kills `child` now (no permission needed for our own child), then its whole group. */
+function killTree(child: Deno.ChildProcess): void {
+  try {
+    child.kill("SIGKILL");
+  } catch {
+    // It has exited already.
+  }
+  killGroups([child.pid]);
+}
+
+/**
+ * Starts a long-running child (the `-watch` monitor) in its own process group, which is
+ * killed with everything in it when the child exits and by {@linkcode killAllChildren}.
+ * Throws as `Deno.Command.spawn` does. `kill` signals the whole group.
+ */
+export function spawnGrouped(
+  command: string,
+  args: readonly string[],
+): { child: Deno.ChildProcess; kill(signal: Deno.Signal): void } {
+  const child = new Deno.Command(command, {
+    args: [...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    detached: true,
+  }).spawn();
+  const pgid = child.pid;
+  liveGroups.set(pgid, child);
+  child.status.finally(() => {
+    killGroups([pgid]); // whatever it left behind in its group
+    liveGroups.delete(pgid);
+  }).catch(() => {});
+  return {
+    child,
+    kill(signal) {
+      if (signal === "SIGKILL") return killTree(child);
+      try {
+        child.kill(signal);
+      } catch {
+        // It has exited already.
+      }
+    },
+  };
+}
+
+/** The directories of PATH, as the child would search them. */
+function pathDirectories(): string[] {
+  const path = Deno.env.get("PATH") ??
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  return path.split(":").map((dir) => (dir === "" ? "." : dir));
+}
+
+/** The file `command` names on PATH, executable or not, if there is one. */
+function findOnPath(command: string): string | undefined {
+  const candidates = command.includes("/")
+    ? [command]
+    : pathDirectories().map((dir) => `${dir}/${command}`);
+  for (const candidate of candidates) {
+    try {
+      if (!Deno.statSync(candidate).isDirectory) return candidate;
+    } catch {
+      // not there (or not visible to us): keep looking
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Why a command that exists could not be started, from the error `spawn` threw. `ENOENT`
+ * for a file that exists means execve could not find its interpreter (`#!`) or dynamic
+ * loader; `EACCES` that it is not executable (or lives on a `noexec` mount).
+ */
+function whyNotStarted(path: string, error: unknown): string {
+  if (error instanceof Deno.errors.NotCapable) {
+    return `${path}: Deno may not run it (--allow-run)`;
+  }
+  const code = error instanceof Error && "code" in error ? String(error.code) : "";
+  if (code === "ENOENT") {
+    return `${path} exists but execve failed with ENOENT: its interpreter or dynamic loader ` +
+      "is missing";
+  }
+  if (code === "EACCES" || error instanceof Deno.errors.PermissionDenied) {
+    return `${path} exists but execve failed with EACCES: it is not executable ` +
+      "(or its interpreter is not, or the file system is mounted noexec)";
+  }
+  return `${path}: ${describe(error)}`;
+}
+
+/**
+ * The real {@linkcode CommandRunner} over `Deno.Command`. The child gets its own process
+ * group, which is killed with SIGKILL when the command exits, times out, prints more than
+ * `maxOutputBytes` or is aborted; the pipes are drained as they fill.
  */
 export const runCommand: CommandRunner = async (command, args, options) => {
+  if (options.signal?.aborted) return { kind: "aborted" };
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(command, {
@@ -78,47 +314,59 @@ export const runCommand: CommandRunner = async (command, args, options) => {
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
+      detached: true, // setsid: its own process group, which we can kill as a whole
     }).spawn();
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return { kind: "not-found" };
-    // Not executable, refused by Deno's --allow-run, or any other refusal to start it.
-    return { kind: "denied", message: describe(error) };
+    const found = error instanceof Deno.errors.NotCapable ? command : findOnPath(command);
+    if (found === undefined) return { kind: "not-found" };
+    return { kind: "cannot-start", message: whyNotStarted(found, error) };
   }
+  const pgid = child.pid;
+  liveGroups.set(pgid, child);
 
   const stdoutReader = child.stdout.getReader({ mode: "byob" });
   const stderrReader = child.stderr.getReader({ mode: "byob" });
-  const stdoutDone = drain(stdoutReader);
-  const stderrDone = drain(stderrReader);
-
-  // The deadline covers the whole run: the exit and the pipes closing (a grandchild that
-  // inherited them could otherwise keep a finished read waiting).
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already exited between the timer firing and the kill.
-    }
+  let ended: "timeout" | "too-large" | "aborted" | undefined;
+  /** Ends the run early: the whole group dies and the reads stop waiting for pipes. */
+  const end = (why: "timeout" | "too-large" | "aborted") => {
+    ended ??= why;
+    killTree(child);
     stdoutReader.cancel().catch(() => {});
     stderrReader.cancel().catch(() => {});
-  }, options.timeoutMs);
+  };
+  const limit = options.maxOutputBytes ?? MAX_OUTPUT_BYTES;
+  const stdoutDone = drain(stdoutReader, limit, true, () => end("too-large"));
+  const stderrDone = drain(stderrReader, MAX_STDERR_BYTES, false, () => {});
 
-  let stdout: string;
-  let stderr: string;
+  // The deadline covers the whole run: the exit and the pipes closing (a grandchild that
+  // escaped the group and inherited them could otherwise keep a finished read waiting).
+  const timer = setTimeout(() => end("timeout"), options.timeoutMs);
+  const onAbort = () => end("aborted");
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+
+  let stdout: Drained;
+  let stderr: Drained;
   let status: Deno.CommandStatus;
   try {
-    [stdout, stderr, status] = await Promise.all([stdoutDone, stderrDone, child.status]);
+    const exited = child.status.then((status) => {
+      killGroups([pgid]); // whatever it left behind in its group goes with it
+      return status;
+    });
+    [stdout, stderr, status] = await Promise.all([stdoutDone, stderrDone, exited]);
   } finally {
     clearTimeout(timer);
+    options.signal?.removeEventListener("abort", onAbort);
+    liveGroups.delete(pgid);
   }
-  if (timedOut) return { kind: "timeout" };
+  if (ended === "too-large") return { kind: "too-large", limitBytes: limit };
+  if (ended !== undefined) return { kind: ended };
 
   return {
     kind: "exited",
     // Deno reports a child killed by a signal as 128 + the signal number, as a shell does.
     code: status.code,
-    stdout,
-    stderr,
+    signal: status.signal,
+    stdout: stdout.text,
+    stderr: stderr.text,
   };
 };

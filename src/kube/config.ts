@@ -45,6 +45,8 @@ export class ServiceAccountTokenAuth implements Authenticator {
     if (path === undefined) return Promise.resolve();
     let token: string;
     try {
+      // A FIFO in its place would block this synchronous read, and the process with it.
+      if (!Deno.statSync(path).isFile) throw new Error("not a regular file");
       token = Deno.readTextFileSync(path).trim();
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
@@ -69,25 +71,99 @@ function tokenPathOf(user: User): string | undefined {
   return config.tokenPath;
 }
 
-function loadFiles(paths: string[], what: string): KubeConfig {
-  const config = new KubeConfig();
-  paths.forEach((path, index) => {
-    try {
-      if (index === 0) {
-        config.loadFromFile(path);
-      } else {
-        const next = new KubeConfig();
-        next.loadFromFile(path);
-        config.mergeConfig(next, true);
-      }
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new Error(`cannot load ${what} ${path}: ${reason}`);
+/** A kubeconfig larger than this is refused: real ones, certificates inlined, are a few KiB. */
+export const MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The text of a kubeconfig file: a regular file (a FIFO would block the open, a device
+ * would never end) of at most {@linkcode MAX_KUBECONFIG_BYTES}, checked again once open.
+ * Read synchronously, once at start; the file is the operator's, not the node users'.
+ */
+function readKubeconfigText(path: string): string {
+  const kind = (info: Deno.FileInfo) =>
+    info.isDirectory ? "a directory" : info.isFifo ? "a named pipe (FIFO)" : "not a regular file";
+  const before = Deno.statSync(path);
+  if (!before.isFile) throw new Error(`is ${kind(before)}`);
+  const file = Deno.openSync(path, { read: true });
+  try {
+    const info = file.statSync();
+    if (!info.isFile) throw new Error(`is ${kind(info)}`);
+    const buffer = new Uint8Array(MAX_KUBECONFIG_BYTES + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const read = file.readSync(buffer.subarray(length));
+      if (read === null) break;
+      length += read;
     }
-  });
-  if (config.getCurrentCluster() === null) {
+    if (length > MAX_KUBECONFIG_BYTES) {
+      throw new Error(`is larger than ${MAX_KUBECONFIG_BYTES / 1024 / 1024} MiB`);
+    }
+    return new TextDecoder().decode(buffer.subarray(0, length));
+  } finally {
+    file.close();
+  }
+}
+
+/** The directory of `path`, for certificate paths relative to the kubeconfig. */
+function directoryOf(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash === -1 ? "." : slash === 0 ? "/" : path.slice(0, slash);
+}
+
+/** Why a kubeconfig could not be loaded, in one line: YAML's reason without its snippet. */
+function loadFailure(error: unknown): string {
+  if (error instanceof Deno.errors.NotFound) return "it does not exist";
+  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (error instanceof Error && error.name === "YAMLException") {
+    return `it is not YAML: ${error.message.split("\n")[0]}`;
+  }
+  if (error instanceof TypeError) {
+    return "it is not a kubeconfig (expected a YAML mapping with clusters, contexts and users)";
+  }
+  return error instanceof Error ? error.message.split("\n")[0] : String(error);
+}
+
+function loadFile(path: string): KubeConfig {
+  const config = new KubeConfig();
+  const text = readKubeconfigText(path);
+  config.loadFromString(text);
+  config.makePathsAbsolute(directoryOf(path));
+  return config;
+}
+
+/**
+ * Refuses what this program cannot do with the current user: an exec credential plugin
+ * would have to run a program that --allow-run does not name (and that the image does
+ * not ship), so it would fail at every request; say so at start instead.
+ */
+function refuseUnsupportedAuth(config: KubeConfig, what: string): void {
+  const user = config.getCurrentUser();
+  if (user?.exec !== undefined && user.exec !== null) {
+    const command = typeof user.exec.command === "string" ? ` (${user.exec.command})` : "";
+    throw new Error(
+      `${what}: user "${user.name}" uses an exec credential plugin${command}, which this ` +
+        "monitor does not run (it may only run the iptables tools, see --allow-run); give " +
+        "the user a client certificate or a token, or run the monitor in the cluster",
+    );
+  }
+}
+
+function loadFiles(paths: string[], what: string): KubeConfig {
+  let config: KubeConfig | undefined;
+  for (const path of paths) {
+    let next: KubeConfig;
+    try {
+      next = loadFile(path);
+    } catch (error) {
+      throw new Error(`cannot load ${what} ${path}: ${loadFailure(error)}`);
+    }
+    if (config === undefined) config = next;
+    else config.mergeConfig(next, true);
+  }
+  if (config === undefined || config.getCurrentCluster() === null) {
     throw new Error(`${what} ${paths.join(":")} has no current context with a cluster`);
   }
+  refuseUnsupportedAuth(config, `${what} ${paths.join(":")}`);
   return config;
 }
 

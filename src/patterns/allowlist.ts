@@ -8,6 +8,7 @@
  */
 
 import { TABLES } from "../iptables/types.ts";
+import { readBoundedFile } from "../bounded_file.ts";
 import { compileGoRegexp } from "./regexp.ts";
 import type { CompileResult, GoRegexp } from "./types.ts";
 
@@ -68,34 +69,31 @@ export function patternLines(text: string): { line: number; pattern: string }[] 
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
-/** Reads one allowlist file; a missing file means no patterns. */
+/**
+ * Reads one allowlist file; a missing file means no patterns. Only a regular file (or a
+ * symbolic link to one, as in a ConfigMap mount) is read, and at most 1 MiB of it.
+ */
 async function readPatternFile(
   path: string,
   errors: AllowlistError[],
 ): Promise<PatternEntry[]> {
-  let bytes: Uint8Array;
-  try {
-    const info = await Deno.stat(path);
-    if (info.isDirectory) {
-      errors.push({ kind: "allowlist", file: path, message: "is a directory, not a pattern file" });
+  const read = await readBoundedFile(path, { maxBytes: MAX_ALLOWLIST_FILE_BYTES });
+  switch (read.kind) {
+    case "missing":
       return [];
-    }
-    if (info.size > MAX_ALLOWLIST_FILE_BYTES) {
+    case "too-big":
       errors.push({
         kind: "allowlist",
         file: path,
-        message:
-          `is ${(info.size / 1048576).toFixed(1)} MiB; allowlist files are limited to 1 MiB ` +
+        message: "is larger than 1 MiB; allowlist files are limited to 1 MiB " +
           "(the size limit of a ConfigMap), so this file was not used",
       });
       return [];
-    }
-    bytes = await Deno.readFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return [];
-    errors.push({ kind: "allowlist", file: path, message: `cannot be read: ${describe(error)}` });
-    return [];
+    case "refused":
+      errors.push({ kind: "allowlist", file: path, message: read.reason });
+      return [];
   }
+  const bytes = read.bytes;
   let text: string;
   try {
     if (bytes.includes(0)) throw new Error("NUL byte");

@@ -6,6 +6,7 @@
  */
 
 import type { Config } from "../cli/config.ts";
+import { spawnGrouped } from "../iptables/runner.ts";
 import type { Family } from "../iptables/types.ts";
 
 /** A running monitor as the supervisor sees it; tests supply fakes. */
@@ -45,14 +46,12 @@ async function* linesOf(stream: ReadableStream<Uint8Array>): AsyncGenerator<stri
   if (partial !== "") yield partial;
 }
 
-/** The real spawner: `Deno.Command`, stdin closed, stdout and stderr piped. */
+/**
+ * The real spawner: `Deno.Command` in its own process group (see `spawnGrouped`), stdin
+ * closed, stdout and stderr piped.
+ */
 export const spawnMonitor: MonitorSpawner = (command, args) => {
-  const child = new Deno.Command(command, {
-    args: [...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const { child, kill } = spawnGrouped(command, args);
   let tail = "";
   const stderrDone = (async () => {
     for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
@@ -68,13 +67,7 @@ export const spawnMonitor: MonitorSpawner = (command, args) => {
       return { code: status.code, signal: status.signal };
     })(),
     stderrTail: () => tail,
-    kill(signal) {
-      try {
-        child.kill(signal);
-      } catch {
-        // It has exited already.
-      }
-    },
+    kill,
   };
 };
 

@@ -74,8 +74,11 @@ async function mustRun(
       throw new Error(`${shown}: command not found`);
     case "timeout":
       throw new Error(`${shown}: did not finish within ${timeoutMs} ms`);
-    case "denied":
+    case "cannot-start":
       throw new Error(`${shown}: ${outcome.message}`);
+    case "too-large":
+    case "aborted":
+      throw new Error(`${shown}: ${outcome.kind}`);
   }
 }
 
