@@ -6,6 +6,7 @@
  */
 import { type CommandOutcome, type CommandRunner, runCommand } from "./runner.ts";
 import { parseIptablesSave } from "./save_parser.ts";
+import { decodeGoUtf8 } from "../patterns/go_utf8.ts";
 import type { Family, FamilyRead, ReadError, RulesSource, TableRules } from "./types.ts";
 
 /** The kernel backend a save command reads. */
@@ -276,7 +277,7 @@ export async function readRulesFile(path: string, family: Family): Promise<Famil
   if (bytes.indexOf(0) !== -1) {
     return failed(`rules file ${path} is a binary file, not an iptables-save dump`);
   }
-  const text = new TextDecoder("utf-8", { fatal: false }).decode(bytes);
+  const text = decodeGoUtf8(bytes); // each invalid byte one U+FFFD, as Go's regexp sees it
   const parsed = parseIptablesSave(text);
   if (!parsed.ok) {
     return failed(`rules file ${path}, line ${parsed.line}: ${parsed.message}`);

@@ -4,6 +4,8 @@
  * namespace (`ip netns exec`) or at other real commands.
  */
 
+import { GoUtf8Decoder } from "../patterns/go_utf8.ts";
+
 /** How a command run ended. */
 export type CommandOutcome =
   | { kind: "exited"; code: number; stdout: string; stderr: string }
@@ -37,7 +39,7 @@ const spareChunks: ArrayBuffer[] = [];
  * blocking on a full pipe. Never rejects: a broken pipe keeps what arrived.
  */
 async function drain(reader: ReadableStreamBYOBReader): Promise<string> {
-  const decoder = new TextDecoder("utf-8", { fatal: false });
+  const decoder = new GoUtf8Decoder(); // each invalid byte one U+FFFD, as Go's regexp sees it
   const pieces: string[] = [];
   let chunk = spareChunks.pop() ?? new ArrayBuffer(CHUNK_BYTES);
   /** Whether `chunk` is ours (a pending read holds it, and keeps it if cancelled). */

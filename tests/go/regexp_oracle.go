@@ -26,6 +26,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,7 +42,15 @@ type request struct {
 	Cases []struct {
 		Pattern string   `json:"pattern"`
 		Inputs  []string `json:"inputs"`
+		// Raw bytes (base64 in JSON), for text that is not valid UTF-8; used instead of
+		// Pattern and Inputs when present.
+		PatternBytes []byte   `json:"patternBytes"`
+		InputBytes   [][]byte `json:"inputBytes"`
 	} `json:"cases"`
+	// Byte strings to decode as Go iterates a string: the code points of []rune(s).
+	Decode [][]byte `json:"decode"`
+	// Files to split into lines as bufio.Scanner with ScanLines does.
+	Lines [][]byte `json:"lines"`
 }
 
 type result struct {
@@ -52,7 +61,9 @@ type result struct {
 }
 
 type response struct {
-	Results []result `json:"results"`
+	Results []result   `json:"results"`
+	Decoded [][]rune   `json:"decoded"`
+	Lines   [][][]byte `json:"lines"`
 }
 
 func main() {
@@ -62,9 +73,30 @@ func main() {
 		fmt.Fprintln(os.Stderr, "regexp_oracle: reading request:", err)
 		os.Exit(2)
 	}
-	resp := response{Results: make([]result, 0, len(req.Cases))}
+	resp := response{Results: make([]result, 0, len(req.Cases)), Decoded: [][]rune{}, Lines: [][][]byte{}}
 	for _, c := range req.Cases {
-		resp.Results = append(resp.Results, answer(c.Pattern, c.Inputs))
+		pattern, inputs := c.Pattern, c.Inputs
+		if c.PatternBytes != nil {
+			pattern = string(c.PatternBytes)
+		}
+		if c.InputBytes != nil {
+			inputs = make([]string, len(c.InputBytes))
+			for i, b := range c.InputBytes {
+				inputs[i] = string(b)
+			}
+		}
+		resp.Results = append(resp.Results, answer(pattern, inputs))
+	}
+	for _, b := range req.Decode {
+		resp.Decoded = append(resp.Decoded, []rune(string(b)))
+	}
+	for _, file := range req.Lines {
+		lines := [][]byte{}
+		scanner := bufio.NewScanner(bytes.NewReader(file))
+		for scanner.Scan() {
+			lines = append(lines, append([]byte{}, scanner.Bytes()...))
+		}
+		resp.Lines = append(resp.Lines, lines)
 	}
 	out := bufio.NewWriter(os.Stdout)
 	enc := json.NewEncoder(out)
