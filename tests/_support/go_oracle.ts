@@ -42,6 +42,7 @@ const responseSchema = z.object({
   })),
   decoded: z.array(z.array(z.number())),
   lines: z.array(z.array(z.string())),
+  lineErrors: z.array(z.string()),
 });
 
 function toBase64(bytes: Uint8Array): string {
@@ -129,11 +130,16 @@ export async function askGoDecode(strings: readonly Uint8Array[]): Promise<numbe
   return decoded;
 }
 
-/** The lines Go's `bufio.Scanner` (ScanLines) gives for each file's bytes. */
-export async function askGoLines(files: readonly Uint8Array[]): Promise<Uint8Array[][]> {
-  const { lines } = await callOracle({ cases: [], lines: files.map(toBase64) });
+/**
+ * The lines Go's `bufio.Scanner` (ScanLines) gives for each file's bytes, and the error
+ * that stopped the scan ("" when none).
+ */
+export async function askGoLines(
+  files: readonly Uint8Array[],
+): Promise<{ lines: Uint8Array[]; error: string }[]> {
+  const { lines, lineErrors } = await callOracle({ cases: [], lines: files.map(toBase64) });
   if (lines.length !== files.length) throw new Error("regexp oracle: wrong lines count");
-  return lines.map((file) => file.map(fromBase64));
+  return lines.map((file, i) => ({ lines: file.map(fromBase64), error: lineErrors[i] }));
 }
 
 async function callOracle(request: unknown): Promise<z.infer<typeof responseSchema>> {

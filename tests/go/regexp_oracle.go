@@ -64,6 +64,8 @@ type response struct {
 	Results []result   `json:"results"`
 	Decoded [][]rune   `json:"decoded"`
 	Lines   [][][]byte `json:"lines"`
+	// Per file: the scanner's error (a line too long), or "".
+	LineErrors []string `json:"lineErrors"`
 }
 
 func main() {
@@ -73,7 +75,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "regexp_oracle: reading request:", err)
 		os.Exit(2)
 	}
-	resp := response{Results: make([]result, 0, len(req.Cases)), Decoded: [][]rune{}, Lines: [][][]byte{}}
+	resp := response{Results: make([]result, 0, len(req.Cases)), Decoded: [][]rune{}, Lines: [][][]byte{}, LineErrors: []string{}}
 	for _, c := range req.Cases {
 		pattern, inputs := c.Pattern, c.Inputs
 		if c.PatternBytes != nil {
@@ -97,6 +99,11 @@ func main() {
 			lines = append(lines, append([]byte{}, scanner.Bytes()...))
 		}
 		resp.Lines = append(resp.Lines, lines)
+		msg := ""
+		if err := scanner.Err(); err != nil {
+			msg = err.Error()
+		}
+		resp.LineErrors = append(resp.LineErrors, msg)
 	}
 	out := bufio.NewWriter(os.Stdout)
 	enc := json.NewEncoder(out)
