@@ -297,6 +297,9 @@ func (s *scan) currentGoError(err error) string {
 	case len(s.inserted) == 0:
 	case expr == s.rewritten:
 		expr = s.original
+	case strings.HasSuffix(s.rewritten, expr) && (code == syntax.ErrInvalidUTF8 || code == syntax.ErrMissingBracket || code == syntax.ErrInvalidCharRange || code == syntax.ErrInvalidNamedCapture):
+		// The rest of the pattern from where Go stopped (invalid UTF-8, say).
+		expr = s.originalText(len(s.rewritten)-len(expr), len(s.rewritten))
 	case serr.Code == syntax.ErrInvalidNamedCapture:
 		for _, at := range s.namedOpens {
 			if strings.HasPrefix(s.rewritten[at:], expr) {
