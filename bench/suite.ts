@@ -33,6 +33,7 @@ import type { MemorySnapshot } from "./memory.ts";
 import type { DaemonProbe, MatchProbe, PhasesProbe } from "./probe.ts";
 import { type ProfileSummary, summariseCpuProfile, summarisePerf } from "./profile.ts";
 import { renderMarkdown } from "./report.ts";
+import { hostileBench } from "./hostile.ts";
 
 /** The allowlist every run uses: the shipped IPv4 patterns (relative to the repo root). */
 export const INPUT = "patterns/ipv4";
@@ -602,6 +603,7 @@ if (import.meta.main) {
     await mustRun([Deno.execPath(), "fmt", "--quiet", out], { cwd: ROOT });
     log(`wrote ${out}`);
   }
+  if (!args.has("--small")) await hostileBench(out, !args.has("--no-write")); // its own section
   const missing = missingFigures(result);
   if (missing.length > 0 || result.scenarios.some((s) => !s.agree)) {
     console.error(

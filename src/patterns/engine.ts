@@ -50,29 +50,44 @@ interface Program {
   /** Assertions used, as bits (decides which context the DFA states carry). */
   asserts: number;
   sets: number[][];
+  /** No match is shorter than this many code points. */
+  minLength: number;
+  /** Every match begins with this text (Go's literal prefix); "" when none is known. */
+  prefix: string;
 }
 
 /** Builds a {@linkcode Program}, interning equal character sets. */
 class Builder {
-  kind: number[] = [];
-  arg: number[] = [];
-  next: number[] = [];
+  kind = new Uint8Array(64);
+  arg = new Int32Array(64);
+  next = new Int32Array(64);
+  length = 0;
   sets: number[][] = [];
   asserts = 0;
   #setByHash = new Map<number, number[]>();
   #setOfRunes = new Map<number[], number>();
-  #literalSets = new Map<string, number>();
+  #literalSets = new Map<number, number>();
+  #foldedSets = new Map<number, number>();
 
   emit(kind: number, arg: number, next: number): number {
-    if (this.kind.length >= MAX_PROGRAM) {
-      throw new ProgramTooLarge(
-        `the pattern compiles to more than ${MAX_PROGRAM} automaton positions`,
-      );
+    const pc = this.length;
+    if (pc === this.kind.length) {
+      if (pc >= MAX_PROGRAM) {
+        throw new ProgramTooLarge(
+          `the pattern compiles to more than ${MAX_PROGRAM} automaton positions`,
+        );
+      }
+      const size = Math.min(pc * 2, MAX_PROGRAM);
+      const grow = <T extends Uint8Array | Int32Array>(a: T, b: T): T => (b.set(a), b);
+      this.kind = grow(this.kind, new Uint8Array(size));
+      this.arg = grow(this.arg, new Int32Array(size));
+      this.next = grow(this.next, new Int32Array(size));
     }
-    this.kind.push(kind);
-    this.arg.push(arg);
-    this.next.push(next);
-    return this.kind.length - 1;
+    this.kind[pc] = kind;
+    this.arg[pc] = arg;
+    this.next[pc] = next;
+    this.length = pc + 1;
+    return pc;
   }
 
   intern(set: number[]): number {
@@ -103,11 +118,11 @@ class Builder {
   }
 
   literalSet(r: number, fold: boolean): number {
-    const key = fold ? `f${r}` : `${r}`;
-    let id = this.#literalSets.get(key);
+    const cache = fold ? this.#foldedSets : this.#literalSets;
+    let id = cache.get(r);
     if (id === undefined) {
       id = this.intern(fold ? cleanClass(foldOrbit(r).flatMap((o) => [o, o])) : [r, r]);
-      this.#literalSets.set(key, id);
+      cache.set(r, id);
     }
     return id;
   }
@@ -176,7 +191,8 @@ class Builder {
   /** `x*`: a branch that either enters the body (which loops back) or goes on. */
   star(sub: Regexp, next: number): number {
     const loop = this.emit(SPLIT, next, -1);
-    this.next[loop] = this.compile(sub, loop);
+    const body = this.compile(sub, loop);
+    this.next[loop] = body;
     return loop;
   }
 
@@ -201,18 +217,21 @@ class Builder {
     return next;
   }
 
-  program(start: number): Program {
-    const kind = Uint8Array.from(this.kind);
-    const arg = Int32Array.from(this.arg);
-    const next = Int32Array.from(this.next);
+  program(start: number, minLength: number): Program {
+    const kind = this.kind.slice(0, this.length);
+    const arg = this.arg.slice(0, this.length);
+    const next = this.next.slice(0, this.length);
+    const anchored = isAnchored(kind, arg, next, start);
     return {
       kind,
       arg,
       next,
       start,
-      anchored: isAnchored(kind, arg, next, start),
+      anchored,
       asserts: this.asserts,
       sets: this.sets,
+      minLength,
+      prefix: anchored ? "" : literalPrefix(kind, arg, next, start, this.sets),
     };
   }
 }
@@ -255,12 +274,61 @@ function isAnchored(kind: Uint8Array, arg: Int32Array, next: Int32Array, start: 
 export function compileProgram(trees: readonly Regexp[]): Program {
   const b = new Builder();
   const match = b.emit(MATCH, 0, -1);
-  if (trees.length === 0) return b.program(b.emit(FAIL, 0, -1));
+  if (trees.length === 0) return b.program(b.emit(FAIL, 0, -1), Infinity);
   let start = b.compile(trees[trees.length - 1], match);
   for (let i = trees.length - 2; i >= 0; i--) {
     start = b.emit(SPLIT, start, b.compile(trees[i], match));
   }
-  return b.program(start);
+  return b.program(start, Math.min(...trees.map(minLength)));
+}
+
+/** The fewest code points a match of `re` can span (Infinity: it never matches). */
+export function minLength(re: Regexp): number {
+  switch (re.op) {
+    case Op.NoMatch:
+      return Infinity;
+    case Op.Literal:
+      return re.runes.length;
+    case Op.CharClass:
+      return re.runes.length === 0 ? Infinity : 1;
+    case Op.AnyChar:
+    case Op.AnyCharNotNL:
+      return 1;
+    case Op.Capture:
+    case Op.Plus:
+      return minLength(re.subs[0]);
+    case Op.Repeat:
+      return re.min === 0 ? 0 : re.min * minLength(re.subs[0]);
+    case Op.Concat:
+      return re.subs.reduce((sum, sub) => sum + minLength(sub), 0);
+    case Op.Alternate:
+      return Math.min(...re.subs.map(minLength));
+    default:
+      return 0;
+  }
+}
+
+/** The code points every path from `start` reads first, one by one, while there is only one. */
+function literalPrefix(
+  kind: Uint8Array,
+  arg: Int32Array,
+  next: Int32Array,
+  start: number,
+  sets: readonly number[][],
+): string {
+  let out = "";
+  for (let pc = start; out.length < 64;) {
+    if (kind[pc] === NOP) {
+      pc = next[pc];
+      continue;
+    }
+    if (kind[pc] !== CHAR) break;
+    const set = sets[arg[pc]];
+    if (set.length !== 2 || set[0] !== set[1]) break;
+    out += String.fromCodePoint(set[0]);
+    pc = next[pc];
+  }
+  return out;
 }
 
 // --- Character classes -------------------------------------------------------------------------
@@ -433,15 +501,26 @@ export class Matcher {
 
   /** Whether the program matches anywhere in `line`. */
   test(line: string): boolean {
-    const s = this.#initial >= 0 ? this.#initial : this.#initialState();
-    if (!this.#dense) return this.#testSparse(line, s);
+    // Go's fast paths: too short to match (UTF-16 units are never fewer than code
+    // points), or the literal every match starts with is not there.
+    if (line.length < this.#p.minLength) return false;
+    let from = 0;
+    let s: number;
+    if (this.#p.prefix !== "") {
+      from = line.indexOf(this.#p.prefix);
+      if (from < 0) return false;
+      s = from === 0 ? this.#startState() : this.#startAfter(line.charCodeAt(from - 1));
+    } else {
+      s = this.#startState();
+    }
+    if (!this.#dense) return this.#testSparse(line, s, from);
     const bmp = this.#a.bmp;
     const k = this.#a.size;
     let trans = this.#trans;
     // `row` is s * k: a dense transition holds the next state's row + 1.
     let row = s * k;
     const n = line.length;
-    for (let i = 0; i < n; i++) {
+    for (let i = from; i < n; i++) {
       const unit = line.charCodeAt(i);
       let cls = bmp[unit];
       if (cls === SURROGATE) {
@@ -467,9 +546,9 @@ export class Matcher {
     return this.#atEnd(row / k);
   }
 
-  #testSparse(line: string, s: number): boolean {
+  #testSparse(line: string, s: number, from: number): boolean {
     const n = line.length;
-    for (let i = 0; i < n; i++) {
+    for (let i = from; i < n; i++) {
       let cp = line.charCodeAt(i);
       if (cp >= 0xd800 && cp <= 0xdbff && i + 1 < n) {
         const low = line.charCodeAt(i + 1);
@@ -509,9 +588,18 @@ export class Matcher {
     return this.#a.classOf[lo];
   }
 
-  #initialState(): number {
-    this.#initial = this.#state(new Int32Array(0), AT_START & this.#contextMask);
+  #startState(): number {
+    if (this.#initial < 0) {
+      this.#initial = this.#state(new Int32Array(0), AT_START & this.#contextMask);
+    }
     return this.#initial;
+  }
+
+  /** The state where a search starts in mid-line, after the UTF-16 unit `before`. */
+  #startAfter(before: number): number {
+    const word = before < 128 && isWordByte(before);
+    const context = (word ? PREV_WORD : 0) | (before === 10 ? PREV_NEWLINE : 0);
+    return this.#state(new Int32Array(0), context & this.#contextMask);
   }
 
   /** The transition from state `s` on class `cls`, computed and cached. */
@@ -659,6 +747,11 @@ export class Matcher {
     this.#eot = new Int8Array(0);
     this.#initial = -1;
   }
+}
+
+function isWordByte(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || c === 0x5f ||
+    (c >= 0x61 && c <= 0x7a);
 }
 
 function sameArray(a: Int32Array, b: Int32Array): boolean {
