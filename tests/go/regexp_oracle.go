@@ -411,10 +411,15 @@ func hasFoldFlag(p string) bool {
 
 var assigned13 = []*unicode.RangeTable{unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z, unicode.C}
 
-// hasUnassigned13 reports a code point unassigned in Go 1.19's Unicode 13 tables.
+// changedSince13 are the code points assigned in Unicode 13 whose category or script
+// Unicode 15 changed (U+1734: Mn to Mc; U+16FE2, U+16FE3: Common to Han).
+var changedSince13 = map[rune]bool{0x1734: true, 0x16fe2: true, 0x16fe3: true}
+
+// hasUnassigned13 reports a code point unassigned in Go 1.19's Unicode 13 tables, or one
+// whose properties Unicode 15 changed.
 func hasUnassigned13(s string) bool {
 	for _, r := range s {
-		if !unicode.IsOneOf(assigned13, r) {
+		if !unicode.IsOneOf(assigned13, r) || changedSince13[r] {
 			return true
 		}
 	}
