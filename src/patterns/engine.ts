@@ -453,8 +453,8 @@ const PREV_NEWLINE = 4;
 
 /** Cache limits: past them the cache is dropped and rebuilt as lines need it. */
 const MAX_STATES = 10_000;
-const MAX_STATE_POSITIONS = 2_000_000;
-const MAX_DENSE_ENTRIES = 4_000_000;
+const MAX_STATE_POSITIONS = 1_000_000;
+const MAX_DENSE_ENTRIES = 2_000_000;
 /** Up to this many classes a state's transitions are a dense row; above, a map. */
 const DENSE_CLASSES = 255;
 /** In the BMP class table: a surrogate, to be decoded with the unit after it. */
