@@ -466,9 +466,15 @@ export class Matcher {
   readonly #a: Alphabet;
   readonly #dense: boolean;
   readonly #contextMask: number;
-  #states: { positions: Int32Array; context: number }[] = [];
+  /**
+   * The states: state i's positions are `#pool[#offset[i] .. #offset[i + 1])`, its context
+   * `#context[i]`. One pool for all, so that making a state allocates nothing.
+   */
+  #count = 0;
+  #pool = new Int32Array(64);
+  #offset = new Int32Array(65);
+  #context = new Uint8Array(64);
   #byHash = new Map<number, number[]>();
-  #positions = 0;
   #trans: Int32Array = new Int32Array(0);
   #sparse: Map<number, number>[] = [];
   #eot: Int8Array = new Int8Array(0);
@@ -492,6 +498,7 @@ export class Matcher {
     const size = program.kind.length;
     this.#mark = new Int32Array(size);
     this.#markNext = new Int32Array(size);
+    this.#collected = new Int32Array(size);
   }
 
   /** The number of positions of the automaton (for diagnostics). */
@@ -590,7 +597,7 @@ export class Matcher {
 
   #startState(): number {
     if (this.#initial < 0) {
-      this.#initial = this.#state(new Int32Array(0), AT_START & this.#contextMask);
+      this.#initial = this.#state(this.#collected, 0, AT_START & this.#contextMask);
     }
     return this.#initial;
   }
@@ -599,14 +606,17 @@ export class Matcher {
   #startAfter(before: number): number {
     const word = before < 128 && isWordByte(before);
     const context = (word ? PREV_WORD : 0) | (before === 10 ? PREV_NEWLINE : 0);
-    return this.#state(new Int32Array(0), context & this.#contextMask);
+    return this.#state(this.#collected, 0, context & this.#contextMask);
   }
 
   /** The transition from state `s` on class `cls`, computed and cached. */
   #step(s: number, cls: number): number {
     const epoch = this.#epoch;
     let t = this.#closure(s, cls);
-    if (t >= 0) t = this.#state(this.#nextPositions(t), this.#contextAfter(cls)) + 1;
+    if (t >= 0) {
+      sortPrefix(this.#collected, t);
+      t = this.#state(this.#collected, t, this.#contextAfter(cls)) + 1;
+    }
     // A cache reset inside #state dropped `s`: nothing to record it in.
     if (epoch === this.#epoch) {
       if (this.#dense) this.#trans[s * this.#a.size + cls] = t > 0 ? (t - 1) * this.#a.size + 1 : t;
@@ -621,25 +631,20 @@ export class Matcher {
   }
 
   /** Positions collected by the last {@linkcode #closure}, sorted. */
-  #collected: number[] = [];
-
-  #nextPositions(count: number): Int32Array {
-    const out = Int32Array.from(this.#collected.slice(0, count));
-    return out.sort();
-  }
+  /** Positions collected by the last {@linkcode #closure} (scratch space). */
+  #collected: Int32Array;
 
   /**
    * Follows the empty moves from state `s` (and from the start, where a match may begin)
    * with the next character of class `cls` (-1: the end of the line) in view. Returns
    * {@linkcode T_MATCH}, {@linkcode T_DEAD}, or the number of positions the character
-   * leads to (left in `#collected`).
+   * leads to (left at the start of `#collected`).
    */
   #closure(s: number, cls: number): number {
     const p = this.#p;
     const { kind, arg, next } = p;
     const a = this.#a;
-    const state = this.#states[s];
-    const context = state.context;
+    const context = this.#context[s];
     const atStart = (context & AT_START) !== 0;
     const prevWord = (context & PREV_WORD) !== 0;
     const nextWord = cls >= 0 && a.isWord[cls] === 1;
@@ -653,8 +658,8 @@ export class Matcher {
     const markNext = this.#markNext;
     const stack = this.#stack;
     stack.length = 0;
-    const positions = state.positions;
-    for (let i = 0; i < positions.length; i++) stack.push(positions[i]);
+    const pool = this.#pool;
+    for (let i = this.#offset[s], end = this.#offset[s + 1]; i < end; i++) stack.push(pool[i]);
     if (!p.anchored || atStart) stack.push(p.start);
     const collected = this.#collected;
     let count = 0;
@@ -695,53 +700,56 @@ export class Matcher {
     this.#generation = 1;
   }
 
-  /** The id of the state (positions, context), created if new. */
-  #state(positions: Int32Array, context: number): number {
+  /** The id of the state (`positions[0, count)`, sorted; `context`), created if new. */
+  #state(positions: Int32Array, count: number, context: number): number {
     let h = 0x811c9dc5 ^ context;
-    for (let i = 0; i < positions.length; i++) h = Math.imul(h ^ positions[i], 16777619);
+    for (let i = 0; i < count; i++) h = Math.imul(h ^ positions[i], 16777619);
     const bucket = this.#byHash.get(h);
     if (bucket !== undefined) {
       for (const id of bucket) {
-        const other = this.#states[id];
-        if (other.context === context && sameArray(other.positions, positions)) return id;
+        if (this.#context[id] === context && this.#holds(id, positions, count)) return id;
       }
     }
     const k = this.#a.size;
+    const id = this.#count;
     if (
-      this.#states.length >= MAX_STATES ||
-      this.#positions + positions.length > MAX_STATE_POSITIONS ||
-      (this.#dense && (this.#states.length + 1) * k > MAX_DENSE_ENTRIES)
+      id >= MAX_STATES || this.#offset[id] + count > MAX_STATE_POSITIONS ||
+      (this.#dense && (id + 1) * k > MAX_DENSE_ENTRIES)
     ) {
       this.#reset();
-      return this.#state(positions, context);
+      return this.#state(positions, count, context);
     }
-    const id = this.#states.length;
-    this.#states.push({ positions, context });
-    this.#positions += positions.length;
+    const start = this.#offset[id];
+    if (this.#pool.length < start + count) this.#pool = grow(this.#pool, start + count);
+    this.#pool.set(positions.subarray(0, count), start);
+    if (this.#offset.length < id + 2) this.#offset = grow(this.#offset, id + 2);
+    this.#offset[id + 1] = start + count;
+    if (this.#context.length < id + 1) this.#context = grow(this.#context, id + 1);
+    this.#context[id] = context;
+    this.#count = id + 1;
     if (bucket === undefined) this.#byHash.set(h, [id]);
     else bucket.push(id);
     if (this.#dense) {
-      if (this.#trans.length < (id + 1) * k) {
-        const grown = new Int32Array(Math.max((id + 1) * k, this.#trans.length * 2));
-        grown.set(this.#trans);
-        this.#trans = grown;
-      }
+      if (this.#trans.length < (id + 1) * k) this.#trans = grow(this.#trans, (id + 1) * k);
     } else {
       this.#sparse.push(new Map());
     }
-    if (this.#eot.length <= id) {
-      const grown = new Int8Array(Math.max(16, this.#eot.length * 2));
-      grown.set(this.#eot);
-      this.#eot = grown;
-    }
+    if (this.#eot.length <= id) this.#eot = grow(this.#eot, id + 1);
     return id;
+  }
+
+  /** Whether state `id` holds exactly `positions[0, count)`. */
+  #holds(id: number, positions: Int32Array, count: number): boolean {
+    const start = this.#offset[id];
+    if (this.#offset[id + 1] - start !== count) return false;
+    for (let i = 0; i < count; i++) if (this.#pool[start + i] !== positions[i]) return false;
+    return true;
   }
 
   #reset(): void {
     this.#epoch++;
-    this.#states = [];
+    this.#count = 0;
     this.#byHash = new Map();
-    this.#positions = 0;
     this.#trans = new Int32Array(0);
     this.#sparse = [];
     this.#eot = new Int8Array(0);
@@ -754,10 +762,28 @@ function isWordByte(c: number): boolean {
     (c >= 0x61 && c <= 0x7a);
 }
 
-function sameArray(a: Int32Array, b: Int32Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+/** A copy of `a` with room for at least `size` elements (twice the length, or more). */
+function grow<T extends Int32Array | Uint8Array | Int8Array>(a: T, size: number): T {
+  const bigger = new (a.constructor as new (n: number) => T)(Math.max(size, a.length * 2));
+  bigger.set(a);
+  return bigger;
+}
+
+/** Sorts `a[0, count)` ascending (insertion sort: state sets are mostly small). */
+function sortPrefix(a: Int32Array, count: number): void {
+  if (count > 32) {
+    a.subarray(0, count).sort();
+    return;
+  }
+  for (let i = 1; i < count; i++) {
+    const x = a[i];
+    let j = i - 1;
+    while (j >= 0 && a[j] > x) {
+      a[j + 1] = a[j];
+      j--;
+    }
+    a[j + 1] = x;
+  }
 }
 
 /** How many automaton positions {@linkcode compileProgram} makes for `re`. */

@@ -12,6 +12,29 @@ import { compileProgram, Matcher, MAX_PROGRAM, programSize } from "./engine.ts";
 import { treeOf } from "./regexp.ts";
 import type { Regexp } from "./syntax.ts";
 
+/**
+ * Joined automata by the pattern texts they join, kept across checks: a check makes a new
+ * TableMatcher per table, and the automaton's cached states are what makes it fast, so an
+ * unchanged allowlist keeps them. The most recently used few are kept (two families of five
+ * tables each, and room for a change of patterns).
+ */
+const joinedCache = new Map<string, Matcher | null>();
+const JOINED_CACHE_SIZE = 12;
+
+function cachedJoin(key: string, make: () => Matcher | null): Matcher | null {
+  let joined = joinedCache.get(key);
+  if (joined !== undefined) {
+    joinedCache.delete(key); // most recently used last
+  } else {
+    joined = make();
+    if (joinedCache.size >= JOINED_CACHE_SIZE) {
+      joinedCache.delete(joinedCache.keys().next().value!);
+    }
+  }
+  joinedCache.set(key, joined);
+  return joined;
+}
+
 /** Answers "does any pattern allow this rule?" for one table. */
 export class TableMatcher {
   readonly #entries: readonly PatternEntry[];
@@ -36,14 +59,16 @@ export class TableMatcher {
   /** Joins the patterns once; null when they are too large together (then one by one). */
   #join(): Matcher | null {
     const trees: Regexp[] = [];
-    let size = 0;
     for (const entry of this.#entries) {
       const tree = treeOf(entry.regexp);
       if (tree === undefined) return this.#joined = null;
-      size += programSize(tree) + 1;
       trees.push(tree);
     }
-    this.#joined = size > MAX_PROGRAM ? null : new Matcher(compileProgram(trees));
+    const key = JSON.stringify(this.#entries.map((entry) => entry.regexp.source));
+    this.#joined = cachedJoin(key, () => {
+      const size = trees.reduce((sum, tree) => sum + programSize(tree) + 1, 0);
+      return size > MAX_PROGRAM ? null : new Matcher(compileProgram(trees));
+    });
     return this.#joined;
   }
 }
