@@ -10,7 +10,6 @@
  *
  * @module
  */
-import process from "node:process";
 import { z } from "zod";
 import { compileGoRegexp, treeOf } from "../src/patterns/regexp.ts";
 import { compileProgram, Matcher } from "../src/patterns/engine.ts";
@@ -123,19 +122,25 @@ export interface HostileRow {
 const COMPILES = 5;
 
 /**
- * Mean CPU time of `run` (ms) over a loop of at least 20 ms (and 3 runs): on a busy
- * machine, waiting for a core is not counted.
+ * The time of one run of `run`: batches of runs that take at least half a millisecond each,
+ * 21 of them, the median batch divided by its runs (robust to the preemptions of a busy
+ * machine; `bench/go_hostile` measures Go the same way).
  */
-function meanOfLoop(run: () => void): number {
-  let n = 0;
-  const start = performance.now();
-  const cpu = process.cpuUsage();
-  while (performance.now() - start < 20 || n < 3) {
-    run();
-    n++;
+function perRule(run: () => void): number {
+  let n = 1;
+  for (;;) {
+    const start = performance.now();
+    for (let i = 0; i < n; i++) run();
+    if (performance.now() - start >= 0.5 || n >= 1 << 20) break;
+    n *= 2;
   }
-  const used = process.cpuUsage(cpu);
-  return (used.user + used.system) / 1000 / n;
+  const batches: number[] = [];
+  for (let b = 0; b < 21; b++) {
+    const start = performance.now();
+    for (let i = 0; i < n; i++) run();
+    batches.push((performance.now() - start) / n);
+  }
+  return median(batches);
 }
 
 /**
@@ -167,7 +172,7 @@ function timeOurs(c: HostileCase): HostileTiming {
     matched = matcher.test(c.rule);
     firsts.push(performance.now() - start);
   }
-  const ruleMs = meanOfLoop(() => matcher!.test(c.rule));
+  const ruleMs = perRule(() => matcher!.test(c.rule));
   return { compileMs: median(compiles), firstRuleMs: median(firsts), ruleMs, matched, error: null };
 }
 
@@ -257,7 +262,7 @@ export function renderHostileSection(
     "and by Go's `regexp` (Debian's Go, the same rule bytes). Compile: median of 5 fresh compiles",
     "(ours: parse with Go's limits, build the automaton). First rule: the first match after each",
     "compile, median of 5 (ours builds the automaton states that rule needs then). Per rule: the",
-    "mean CPU time over a loop of at least 20 ms matching the same rule again (ours walks cached",
+    "same rule again, in batches of at least 0.5 ms, the median of 21 batches (ours walks cached",
     "states).",
     "Ratios are ours / Go (below 1: faster than Go). Every pair must give Go's verdict. The",
     "machine is shared: the load average below says how busy it was.",

@@ -5,8 +5,8 @@
 // Output on stdout: {"results": [{"error": "..."|null, "compileMs": [...], "firstMatchMs": [...],
 // "ruleMs": x, "matched": bool}]}
 //
-// Each compile is followed by one match (the first rule); then the rule is matched in a
-// loop for at least 20 ms and ruleMs is the mean CPU time per match.
+// Each compile is followed by one match (the first rule); then ruleMs is the time of one
+// more match of the rule (see perRule).
 package main
 
 import (
@@ -14,7 +14,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"syscall"
+	"sort"
 	"time"
 )
 
@@ -36,14 +36,31 @@ type result struct {
 
 func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
 
-// cpuTime is the CPU time the process has used: on a busy machine, waiting for a core is
-// not counted.
-func cpuTime() time.Duration {
-	var u syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
-		return 0
+// perRule is the time of one run of match: batches of runs that take at least half a
+// millisecond each, 21 of them, the median batch divided by its runs (robust to the
+// preemptions of a busy machine).
+func perRule(match func()) float64 {
+	n := 1
+	for {
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			match()
+		}
+		if time.Since(start) >= 500*time.Microsecond || n >= 1<<20 {
+			break
+		}
+		n *= 2
 	}
-	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
+	batches := make([]float64, 21)
+	for b := range batches {
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			match()
+		}
+		batches[b] = ms(time.Since(start)) / float64(n)
+	}
+	sort.Float64s(batches)
+	return batches[len(batches)/2]
 }
 
 func main() {
@@ -71,14 +88,7 @@ func main() {
 			res.FirstMatchMs = append(res.FirstMatchMs, ms(time.Since(start)))
 		}
 		if re != nil {
-			n := 0
-			start := time.Now()
-			cpu := cpuTime()
-			for time.Since(start) < 20*time.Millisecond || n < 3 {
-				re.MatchString(c.Rule)
-				n++
-			}
-			res.RuleMs = ms(cpuTime()-cpu) / float64(n)
+			res.RuleMs = perRule(func() { re.MatchString(c.Rule) })
 		}
 		results = append(results, res)
 	}
