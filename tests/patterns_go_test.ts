@@ -827,6 +827,13 @@ goTable("hostile shapes: empty-width and empty-body repeats, big counts, big cla
   ["(?:a{0,1000}){0,1}b{1000}", ["b".repeat(1000), "b".repeat(999)]],
 ]);
 
+// Go's factoring compares leading literals by their runes only, not by (?i): Go 1.26 too.
+goTable("factoring as Go does it, quirks included", [
+  [r`[\101]|(?i:a)\p{L}`, { aS: false, AS: true, A: true, a: false }],
+  [r`A|(?i:a)x`, { ax: false, Ax: true, A: true }],
+  ["ab|ab|ac", { ab: true, ac: true, ad: false }],
+]);
+
 Deno.test({
   name: "Go regexp oracle: flags what Go 1.19 cannot answer for current Go",
   ...requires({ commands: ["go"] }),

@@ -289,7 +289,7 @@ function cleanAlt(re: Regexp): void {
   }
 }
 
-/** Go's `Regexp.Equal`. */
+/** Go's `Regexp.Equal` (what `factor` uses to share a leading class). */
 export function equal(x: Regexp | null, y: Regexp | null): boolean {
   if (x === null || y === null) return x === y;
   if (x.op !== y.op) return false;
@@ -298,8 +298,8 @@ export function equal(x: Regexp | null, y: Regexp | null): boolean {
       return (x.flags & Flag.WasDollar) === (y.flags & Flag.WasDollar);
     case Op.Literal:
     case Op.CharClass:
-      return (x.op !== Op.Literal || (x.flags & Flag.FoldCase) === (y.flags & Flag.FoldCase)) &&
-        x.runes.length === y.runes.length && x.runes.every((r, i) => r === y.runes[i]);
+      // Runes only, not the fold flag: so Go factors `A|(?i:a)x` into `A(?:|x)`.
+      return x.runes.length === y.runes.length && x.runes.every((r, i) => r === y.runes[i]);
     case Op.Alternate:
     case Op.Concat:
       return x.subs.length === y.subs.length && x.subs.every((s, i) => equal(s, y.subs[i]));
