@@ -349,6 +349,8 @@ interface Alphabet {
   size: number;
   /** Per set: the sorted classes it contains. */
   setClasses: Int32Array[];
+  /** `member[set * size + class]`: whether the set holds the class (when small enough). */
+  member: Uint8Array | null;
   isWord: Uint8Array;
   isNewline: Uint8Array;
 }
@@ -416,11 +418,19 @@ function alphabet(sets: readonly number[][]): Alphabet {
     }
     bmp.fill(SURROGATE, 0xd800, 0xe000);
   }
+  let member: Uint8Array | null = null;
+  if (sets.length * size <= MAX_MEMBER_TABLE) {
+    member = new Uint8Array(sets.length * size);
+    setClasses.forEach((classes, set) => {
+      for (const k of classes) member![set * size + k] = 1;
+    });
+  }
   return {
     starts,
     classOf,
     ascii,
     bmp,
+    member,
     size,
     setClasses,
     isWord: flagOf(covered[sets.length]),
@@ -455,6 +465,8 @@ const PREV_NEWLINE = 4;
 const MAX_STATES = 10_000;
 const MAX_STATE_POSITIONS = 1_000_000;
 const MAX_DENSE_ENTRIES = 2_000_000;
+/** The largest set-by-class membership table kept (bytes). */
+const MAX_MEMBER_TABLE = 1 << 22;
 /** Up to this many classes a state's transitions are a dense row; above, a map. */
 const DENSE_CLASSES = 255;
 /** In the BMP class table: a surrogate, to be decoded with the unit after it. */
@@ -662,6 +674,8 @@ export class Matcher {
     for (let i = this.#offset[s], end = this.#offset[s + 1]; i < end; i++) stack.push(pool[i]);
     if (!p.anchored || atStart) stack.push(p.start);
     const collected = this.#collected;
+    const member = a.member;
+    const size = a.size;
     let count = 0;
     while (stack.length > 0) {
       const pc = stack.pop()!;
@@ -671,7 +685,12 @@ export class Matcher {
         case MATCH:
           return T_MATCH;
         case CHAR:
-          if (cls >= 0 && hasClass(a.setClasses[arg[pc]], cls)) {
+          if (
+            cls >= 0 &&
+            (member !== null
+              ? member[arg[pc] * size + cls] === 1
+              : hasClass(a.setClasses[arg[pc]], cls))
+          ) {
             const to = next[pc];
             if (markNext[to] !== gen) {
               markNext[to] = gen;
