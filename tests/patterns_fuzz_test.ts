@@ -503,7 +503,8 @@ class PatternGen {
         const k = hi > 40 && rng.chance(0.7)
           ? rng.pick([lo, Math.min(hi, lo + 3)])
           : rng.between(lo, hi);
-        for (let i = 0; i < k; i++) out += atom.sample();
+        // Nested large counts would make huge samples: a sample need not match, so stop.
+        for (let i = 0; i < k && out.length < 4000; i++) out += atom.sample();
         return out;
       },
     };
