@@ -12,7 +12,8 @@
  */
 import { z } from "zod";
 import { compileGoRegexp, treeOf } from "../src/patterns/regexp.ts";
-import { compileProgram, Matcher } from "../src/patterns/engine.ts";
+import { Matcher } from "../src/patterns/engine.ts";
+import { compileProgram } from "../src/patterns/program.ts";
 import { buildGoBaseline, goBuildEnv, goMatchOnly } from "./go_baseline.ts";
 import { median, mustRun } from "./measure.ts";
 import { MatchProbeSchema, probeArgv, ROOT } from "./ours.ts";

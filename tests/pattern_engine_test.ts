@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { compileGoRegexp } from "../src/patterns/regexp.ts";
 import { contains, foldClosure, negate, normalize } from "../src/patterns/codeset.ts";
-import { compileProgram, Matcher } from "../src/patterns/engine.ts";
+import { Matcher } from "../src/patterns/engine.ts";
+import { compileProgram } from "../src/patterns/program.ts";
 import { parseGoRegexp } from "../src/patterns/syntax.ts";
 
 function compile(pattern: string) {

@@ -8,7 +8,8 @@
  */
 
 import type { PatternEntry } from "./allowlist.ts";
-import { compileProgram, Matcher, MAX_PROGRAM, programSize } from "./engine.ts";
+import { Matcher } from "./engine.ts";
+import { compileProgram, MAX_PROGRAM, programSize } from "./program.ts";
 import { treeOf } from "./regexp.ts";
 import type { Regexp } from "./syntax.ts";
 

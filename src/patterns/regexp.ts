@@ -13,7 +13,8 @@
  * @module
  */
 
-import { compileProgram, Matcher, MAX_PROGRAM, programSize } from "./engine.ts";
+import { Matcher } from "./engine.ts";
+import { compileProgram, MAX_PROGRAM, programSize } from "./program.ts";
 import { sequenceLength } from "./go_utf8.ts";
 import {
   GoSyntaxError,
