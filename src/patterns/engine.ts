@@ -199,9 +199,19 @@ export class Matcher {
   #generation = 0;
   readonly #stack: number[] = [];
 
+  // Copies of what `test` reads for every line, one property load each.
+  readonly #minLength: number;
+  readonly #prefix: string;
+  readonly #bmp: Uint8Array;
+  readonly #k: number;
+
   constructor(program: Program) {
     this.#p = program;
     this.#a = alphabet(program.sets);
+    this.#minLength = program.minLength;
+    this.#prefix = program.prefix;
+    this.#bmp = this.#a.bmp;
+    this.#k = this.#a.size;
     this.#dense = this.#a.size <= DENSE_CLASSES;
     const a = program.asserts;
     this.#contextMask = (a & (BEGIN_LINE | BEGIN_TEXT) ? AT_START : 0) |
@@ -220,25 +230,25 @@ export class Matcher {
 
   /** Whether the program matches anywhere in `line`. */
   test(line: string): boolean {
+    const n = line.length;
     // Go's fast paths: too short to match (UTF-16 units are never fewer than code
     // points), or the literal every match starts with is not there.
-    if (line.length < this.#p.minLength) return false;
+    if (n < this.#minLength) return false;
     let from = 0;
     let s: number;
-    if (this.#p.prefix !== "") {
-      from = line.indexOf(this.#p.prefix);
+    if (this.#prefix !== "") {
+      from = line.indexOf(this.#prefix);
       if (from < 0) return false;
       s = from === 0 ? this.#startState() : this.#startAfter(line.charCodeAt(from - 1));
     } else {
-      s = this.#startState();
+      s = this.#initial >= 0 ? this.#initial : this.#startState();
     }
     if (!this.#dense) return this.#testSparse(line, s, from);
-    const bmp = this.#a.bmp;
-    const k = this.#a.size;
+    const bmp = this.#bmp;
+    const k = this.#k;
     let trans = this.#trans;
     // `row` is s * k: a dense transition holds the next state's row + 1.
     let row = s * k;
-    const n = line.length;
     for (let i = from; i < n; i++) {
       const unit = line.charCodeAt(i);
       let cls = bmp[unit];
@@ -262,7 +272,8 @@ export class Matcher {
       }
       row = t - 1;
     }
-    return this.#atEnd(row / k);
+    const end = this.#eot[row / k];
+    return end === 0 ? this.#atEnd(row / k) : end === 1;
   }
 
   #testSparse(line: string, s: number, from: number): boolean {
