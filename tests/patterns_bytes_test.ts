@@ -252,6 +252,16 @@ Deno.test({
       assert.equal(entries[0].regexp.test("x\ufeff-A INPUT -j ACCEPT"), true);
       assert.equal(entries[1].regexp.test("-A FORWARD -j ACCEPT"), true);
       assert.equal(entries[2].regexp.test("-A NUL \u0000"), true);
+      // A line Go's scanner refuses stops the file there, as in Go.
+      await Deno.writeFile(
+        `${dir}/nat`,
+        bytes("^a$\n", "x".repeat(MAX_LINE_BYTES + 1), "\n^b$\n"),
+      );
+      const long = await loadAllowlist(dir);
+      assert.deepEqual((long.patterns.get("nat") ?? []).map((e) => e.regexp.source), ["^a$"]);
+      const stop = long.errors.find((e) => e.file.endsWith("/nat"));
+      assert.equal(stop?.line, 2);
+      assert.match(stop?.message ?? "", /where Go's line scanner stops/);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
