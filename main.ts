@@ -12,7 +12,6 @@ import { Metrics } from "./src/metrics.ts";
 import { type MetricsServer, startMetricsServer } from "./src/metrics_server.ts";
 import { exitCodeFor } from "./src/check.ts";
 import { killAllChildren } from "./src/iptables/runner.ts";
-import { linearEngineAvailable } from "./src/patterns/regexp.ts";
 import { formatJsonReport } from "./src/report/json.ts";
 import { createLogger, type Logger } from "./src/report/log.ts";
 import { formatTextReport } from "./src/report/text.ts";
@@ -49,12 +48,6 @@ async function main(args: string[]): Promise<number> {
     skipHeaders: config.skipHeaders,
     addDirHeader: config.addDirHeader,
   });
-  if (!linearEngineAvailable) {
-    log.warning(
-      "V8's linear-time regexp engine is off, so a hostile pattern could slow checks down: " +
-        "run the compiled binary or `deno task monitor`, which set its V8 flags",
-    );
-  }
   const metrics = config.metricsAddress !== undefined && !config.once ? new Metrics() : undefined;
   const reporting = config.dryRun
     ? dryRunReporting(config, log, metrics)

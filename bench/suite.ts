@@ -34,6 +34,7 @@ import type { DaemonProbe, MatchProbe, PhasesProbe } from "./probe.ts";
 import { type ProfileSummary, summariseCpuProfile, summarisePerf } from "./profile.ts";
 import { renderMarkdown } from "./report.ts";
 import { ownedSections } from "./api_transport.ts";
+import { hostileBench } from "./hostile.ts";
 
 /** The allowlist every run uses: the shipped IPv4 patterns (relative to the repo root). */
 export const INPUT = "patterns/ipv4";
@@ -605,6 +606,7 @@ if (import.meta.main) {
     await mustRun([Deno.execPath(), "fmt", "--quiet", out], { cwd: ROOT });
     log(`wrote ${out}`);
   }
+  if (!args.has("--small")) await hostileBench(out, !args.has("--no-write")); // its own section
   const missing = missingFigures(result);
   if (missing.length > 0 || result.scenarios.some((s) => !s.agree)) {
     console.error(

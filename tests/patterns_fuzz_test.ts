@@ -18,6 +18,7 @@ import {
   startEngine,
 } from "./_support/go_oracle.ts";
 import { requires } from "./_support/requires.ts";
+import { decodeGoUtf8 } from "../src/patterns/go_utf8.ts";
 
 // --- Seeded randomness --------------------------------------------------------------------
 
@@ -302,6 +303,32 @@ function unicodeClasses(rng: Random): ClassItem[] {
   ];
 }
 
+/** Counts at Go's limits; nested, most of them are too much for Go. */
+const HEAVY_COUNTS: [string, number, number][] = [
+  ["{1000}", 1000, 1000],
+  ["{0,1000}", 0, 1000],
+  ["{999,1000}", 999, 1000],
+  ["{400}", 400, 400],
+  ["{1,1000}", 1, 1000],
+  ["{1000,}", 1000, 1003],
+  ["{100,}", 100, 103],
+];
+
+/** Bodies that match only the empty string, or may. */
+const EMPTY_BODIES = [
+  "(|)",
+  "()",
+  "(?:)",
+  "\\b",
+  "\\B",
+  "(?:\\b|\\B)",
+  "(?:^|$)",
+  "(a|)",
+  "(?:\\b\\B)",
+  "(?:x*)",
+  "(?:|x|)",
+];
+
 /** Constructs Go rejects (or that look suspicious), dropped in now and then. */
 const INVALID_BITS = [
   "(",
@@ -467,13 +494,17 @@ class PatternGen {
       ["{2,}", 2, 4],
       ["{16}", 16, 16],
       ["{0}", 0, 0],
+      ...(rng.chance(0.15) ? HEAVY_COUNTS : []),
     ]);
     return {
       src: atom.src + op + lazy,
       sample: () => {
         let out = "";
-        const k = rng.between(lo, hi);
-        for (let i = 0; i < k; i++) out += atom.sample();
+        const k = hi > 40 && rng.chance(0.7)
+          ? rng.pick([lo, Math.min(hi, lo + 3)])
+          : rng.between(lo, hi);
+        // Nested large counts would make huge samples: a sample need not match, so stop.
+        for (let i = 0; i < k && out.length < 4000; i++) out += atom.sample();
         return out;
       },
     };
@@ -523,8 +554,50 @@ class PatternGen {
       const text = this.quoted();
       return { src: `\\Q${text}\\E`, sample: literalSample(rng, text, flags) };
     }
+    if (roll < 84) return this.hostile(flags);
     if (depth >= 3) return { src: "x", sample: literalSample(rng, "x", flags) };
     return this.group(flags, depth);
+  }
+
+  /** Shapes that once stalled or crashed engines: empty bodies, big alternations, astral. */
+  hostile(flags: Flags): Piece {
+    const rng = this.rng;
+    switch (rng.int(5)) {
+      case 0: {
+        const src = rng.pick(EMPTY_BODIES);
+        return { src, sample: fixed(rng.chance(0.5) ? " " : "") };
+      }
+      case 1: {
+        const words = Array.from({ length: rng.between(3, 40) }, () => rng.pick(RULE_WORDS));
+        if (rng.chance(0.5)) words.push(...words.slice(0, 5)); // duplicates Go factors away
+        return {
+          src: `(?:${words.map((w) => chars(w).map(escapeOutside).join("")).join("|")})`,
+          sample: () => literalSample(rng, rng.pick(words), flags)(),
+        };
+      }
+      case 2: {
+        const letters = chars("abcde");
+        return { src: `(?:${letters.join("|")})`, sample: () => rng.pick(letters) };
+      }
+      case 3: {
+        const [src, member] = rng.pick<[string, string]>([
+          ["\\x{10400}", "\u{10400}"],
+          ["\\x{10428}", "\u{10428}"],
+          ["\\x{1E900}", "\u{1E900}"],
+          ["[\\x{10000}-\\x{10FFFF}]", "\u{1F680}"],
+          ["[^\\x{0}-\\x{FFFF}]", "\u{10FFFF}"],
+          ["\\p{Adlam}", "\u{1E922}"],
+          ["\\p{Deseret}", "\u{10428}"],
+          ["\\p{Old_Italic}", "\u{10300}"],
+          ["[\\x{1F600}-\\x{1F64F}a]", "\u{1F64F}"],
+        ]);
+        return { src, sample: literalSample(rng, member, flags) };
+      }
+      default: {
+        const item = rng.pick(unicodeClasses(rng));
+        return { src: item.src, sample: item.member };
+      }
+    }
   }
 
   charClass(flags: Flags): Piece {
@@ -710,6 +783,27 @@ function seedFromEnv(): number {
   return crypto.getRandomValues(new Uint32Array(1))[0];
 }
 
+/** Byte sequences that are not UTF-8 (or are odd): what iptables comments can hold. */
+const BAD_BYTES: number[][] = [
+  [0xff],
+  [0x80],
+  [0xc0, 0xaf],
+  [0xe0, 0x80],
+  [0xed, 0xa0, 0x80],
+  [0xf0, 0x9f, 0x98],
+  [0xf4, 0x90, 0x80, 0x80],
+  [0xef, 0xbb, 0xbf],
+  [0x00],
+  [0xc3],
+];
+
+/** `text` as UTF-8 with a few odd byte sequences spliced in (never `\n`). */
+function corrupt(rng: Random, text: string, times: number): Uint8Array {
+  const out = [...new TextEncoder().encode(text)];
+  for (let i = 0; i < times; i++) out.splice(rng.int(out.length + 1), 0, ...rng.pick(BAD_BYTES));
+  return Uint8Array.from(out);
+}
+
 /** Generates the cases of one run from its seed. */
 function generateCases(seed: number, patterns: number): OracleCase[] {
   const rng = new Random(seed);
@@ -717,7 +811,19 @@ function generateCases(seed: number, patterns: number): OracleCase[] {
   const cases: OracleCase[] = [];
   for (let i = 0; i < patterns; i++) {
     const piece = gen.pattern();
-    cases.push({ pattern: piece.src, inputs: inputsFor(rng, piece) });
+    const inputs = inputsFor(rng, piece);
+    let c: OracleCase = { pattern: piece.src, inputs };
+    if (rng.chance(0.15)) {
+      // Rules as raw bytes: invalid UTF-8 is one U+FFFD per byte to Go.
+      const inputBytes = inputs.map((line) => corrupt(rng, line, rng.between(0, 2)));
+      c = { pattern: piece.src, inputs: inputBytes.map(decodeGoUtf8), inputBytes };
+    }
+    if (rng.chance(0.04)) {
+      // A pattern line with odd bytes: a BOM or NUL is a literal, invalid UTF-8 an error.
+      const patternBytes = corrupt(rng, piece.src, 1);
+      c = { ...c, pattern: decodeGoUtf8(patternBytes), patternBytes };
+    }
+    cases.push(c);
   }
   return cases;
 }

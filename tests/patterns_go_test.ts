@@ -804,6 +804,36 @@ goTable("limits: nesting depth and size", [
   [manyClasses, `error parsing regexp: expression too large: \`${manyClasses}\``],
 ]);
 
+const RULE_122 =
+  '-A KUBE-SVC-NPX46M4PTMTKRN6Y -m comment --comment "default/kubernetes:https" -m tcp -p tcp -d 10.0.0.1/32 -j KUBE-SEP-ABCD';
+const ASTRAL_LETTERS = "\u{1D400}".repeat(1000);
+
+// The shapes of issue 12 that crashed or stalled V8-based matching; Go takes each in
+// milliseconds. (A hang guard: each case has the engine worker's time limit, no timing.)
+goTable("hostile shapes: empty-width and empty-body repeats, big counts, big classes", [
+  [r`\b{400}`, [RULE_122, "", "x"]],
+  ["(|){1000}x", [RULE_122, "x", ""]],
+  [r`(?:\b|\B){1000}x`, [RULE_122, "x", " x"]],
+  [`(?:${"ab|".repeat(1100)}x){1000}`, [RULE_122, "ab".repeat(1000), "x".repeat(1000)]],
+  [r`\pL`.repeat(5000), [RULE_122, "a".repeat(5000), "a".repeat(4999)]],
+  [".{0,1000}z", [RULE_122, RULE_122 + "z"]],
+  ["(?:a|b|c|d|e){0,1000}z", [RULE_122, "abcz"]],
+  [r`\pL{1000}`, [ASTRAL_LETTERS, ASTRAL_LETTERS.slice(2)]],
+  [r`(?i)\pL{1000}`, [ASTRAL_LETTERS]],
+  [r`^\pL{1000}$`, [ASTRAL_LETTERS, ASTRAL_LETTERS + "a"]],
+  [`(?:(?:[ab]|a)|(?:a*){1,999}){0,999}`, []],
+  [`${"(?:".repeat(1000)}a${"b)".repeat(1000)}`, ["a" + "b".repeat(1000), "ab"]],
+  [`${"(?:".repeat(1001)}a${")".repeat(1001)}`, ["a"]],
+  ["(?:a{0,1000}){0,1}b{1000}", ["b".repeat(1000), "b".repeat(999)]],
+]);
+
+// Go's factoring compares leading literals by their runes only, not by (?i): Go 1.26 too.
+goTable("factoring as Go does it, quirks included", [
+  [r`[\101]|(?i:a)\p{L}`, { aS: false, AS: true, A: true, a: false }],
+  [r`A|(?i:a)x`, { ax: false, Ax: true, A: true }],
+  ["ab|ab|ac", { ab: true, ac: true, ad: false }],
+]);
+
 Deno.test({
   name: "Go regexp oracle: flags what Go 1.19 cannot answer for current Go",
   ...requires({ commands: ["go"] }),

@@ -11,6 +11,8 @@
  * ({@linkcode killAllChildren}).
  */
 
+import { decodeGoUtf8 } from "../patterns/go_utf8.ts";
+
 /** How a command run ended. */
 export type CommandOutcome =
   /** It ran and exited; `signal` is set when a signal killed it (`code` is then 128 + n). */
@@ -64,7 +66,7 @@ const MAX_KEPT_CHUNKS = 8;
  * ever given whole UTF-8 sequences, except for an incomplete one at the very end.
  */
 export function decodeOutput(bytes: Uint8Array): string {
-  return new TextDecoder("utf-8", { fatal: false }).decode(bytes);
+  return decodeGoUtf8(bytes); // each invalid byte one U+FFFD, as Go's regexp sees it
 }
 
 /**

@@ -9,7 +9,7 @@
 
 import { TABLES } from "../iptables/types.ts";
 import { readBoundedFile } from "../bounded_file.ts";
-import { compileGoRegexp } from "./regexp.ts";
+import { compileGoPatternBytes, compileGoRegexp } from "./regexp.ts";
 import type { CompileResult, GoRegexp } from "./types.ts";
 
 /** The file names an allowlist directory may hold; anything else there is ignored. */
@@ -55,19 +55,69 @@ function compileCached(source: string): CompileResult {
   return result;
 }
 
-/** Splits a file into pattern lines as Go's line scanner does: `\n` ends a line, a trailing `\r` goes. */
-export function patternLines(text: string): { line: number; pattern: string }[] {
-  const lines = text.split("\n");
-  if (lines[lines.length - 1] === "") lines.pop();
-  const out: { line: number; pattern: string }[] = [];
-  lines.forEach((raw, index) => {
-    const pattern = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
-    if (pattern !== "") out.push({ line: index + 1, pattern });
-  });
-  return out;
+/**
+ * Go's `bufio.Scanner` refuses a line this long or longer (its 64 KiB buffer must hold the
+ * line and its `\n`): the scan stops there.
+ */
+export const MAX_LINE_BYTES = 64 * 1024 - 1;
+
+/** One pattern line as Go's line scanner gives it: the raw bytes, and its line number. */
+export interface RawPatternLine {
+  line: number;
+  bytes: Uint8Array;
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+/**
+ * Splits a file into pattern lines as Go's `bufio.Scanner` (ScanLines) does: `\n` ends a
+ * line, one trailing `\r` goes, the bytes stay as they are (a byte-order mark, a NUL or
+ * invalid UTF-8 are the line's own business). Empty lines are skipped. `tooLong` is the
+ * number of a line longer than {@linkcode MAX_LINE_BYTES}, where Go's scan stops.
+ */
+export function splitPatternLines(
+  bytes: Uint8Array,
+): { lines: RawPatternLine[]; tooLong?: number } {
+  const lines: RawPatternLine[] = [];
+  let start = 0;
+  for (let number = 1; start < bytes.length; number++) {
+    let end = bytes.indexOf(10, start);
+    const last = end < 0;
+    if (last) end = bytes.length;
+    if (end - start > MAX_LINE_BYTES) return { lines, tooLong: number };
+    let stop = end;
+    if (stop > start && bytes[stop - 1] === 13) stop--;
+    if (stop > start) lines.push({ line: number, bytes: bytes.subarray(start, stop) });
+    start = end + 1;
+  }
+  return { lines };
+}
+
+/** {@linkcode splitPatternLines} for text (for tests and tools). */
+export function patternLines(text: string): { line: number; pattern: string }[] {
+  return splitPatternLines(new TextEncoder().encode(text)).lines.map(({ line, bytes }) => ({
+    line,
+    pattern: new TextDecoder().decode(bytes),
+  }));
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** Compiles one pattern line; a line that is not valid UTF-8 goes to Go's parser as bytes. */
+function compileLine(bytes: Uint8Array): CompileResult {
+  let text: string | undefined;
+  try {
+    text = strictUtf8.decode(bytes);
+  } catch {
+    text = undefined;
+  }
+  if (text !== undefined) return compileCached(text);
+  const key = `\u0000bytes:${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+  let result = compiled.get(key);
+  if (result === undefined) {
+    result = compileGoPatternBytes(bytes);
+    compiled.set(key, result);
+  }
+  return result;
+}
 
 /**
  * Reads one allowlist file; a missing file means no patterns. Only a regular file (or a
@@ -94,23 +144,21 @@ async function readPatternFile(
       return [];
   }
   const bytes = read.bytes;
-  let text: string;
-  try {
-    if (bytes.includes(0)) throw new Error("NUL byte");
-    text = utf8.decode(bytes);
-  } catch {
-    errors.push({
-      kind: "allowlist",
-      file: path,
-      message: "is not a text file (binary data or invalid UTF-8), so it was not used",
-    });
-    return [];
-  }
+  const { lines, tooLong } = splitPatternLines(bytes);
   const entries: PatternEntry[] = [];
-  for (const { line, pattern } of patternLines(text)) {
-    const result = compileCached(pattern);
+  for (const { line, bytes: lineBytes } of lines) {
+    const result = compileLine(lineBytes);
     if (result.ok) entries.push({ file: path, line, regexp: result.regexp });
     else errors.push({ kind: "pattern", file: path, line, message: result.message });
+  }
+  if (tooLong !== undefined) {
+    errors.push({
+      kind: "pattern",
+      file: path,
+      line: tooLong,
+      message: `is longer than ${MAX_LINE_BYTES} bytes, where Go's line scanner stops: ` +
+        "it and the lines after it were not used",
+    });
   }
   return entries;
 }

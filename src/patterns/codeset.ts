@@ -58,31 +58,51 @@ export function contains(set: CodeSet, cp: number): boolean {
 
 let orbits: number[][] | undefined;
 let orbitOf: Map<number, number[]> | undefined;
+/** Every code point that has a folding partner, sorted. */
+let members: Int32Array | undefined;
 
-function foldTables(): { orbits: number[][]; orbitOf: Map<number, number[]> } {
-  if (!orbits || !orbitOf) {
+function foldTables(): { orbits: number[][]; orbitOf: Map<number, number[]>; members: Int32Array } {
+  if (!orbits || !orbitOf || !members) {
     orbits = FOLD_ORBITS.split(";").map((o) => o.split(",").map((h) => parseInt(h, 16)));
     orbitOf = new Map();
     for (const orbit of orbits) for (const cp of orbit) orbitOf.set(cp, orbit);
+    members = Int32Array.from(orbitOf.keys()).sort();
   }
-  return { orbits, orbitOf };
+  return { orbits, orbitOf, members };
 }
 
 /**
  * The code points that Go's `(?i)` treats as equal to `cp` (its simple case-folding
- * orbit), including `cp` itself.
+ * orbit, ascending), including `cp` itself.
  */
 export function foldOrbit(cp: number): readonly number[] {
   return foldTables().orbitOf.get(cp) ?? [cp];
 }
 
+/**
+ * The ranges `[lo, hi]` and the orbit of every code point in it, appended to `out` as
+ * ranges (unsorted): what Go's `appendFoldedRange` adds, found through the orbits instead
+ * of code point by code point.
+ */
+export function pushFoldedRange(out: number[], lo: number, hi: number): number[] {
+  const { orbitOf, members } = foldTables();
+  out.push(lo, hi);
+  let a = 0;
+  let b = members.length;
+  while (a < b) {
+    const mid = (a + b) >> 1;
+    if (members[mid] < lo) a = mid + 1;
+    else b = mid;
+  }
+  for (let i = a; i < members.length && members[i] <= hi; i++) {
+    for (const cp of orbitOf.get(members[i])!) if (cp < lo || cp > hi) out.push(cp, cp);
+  }
+  return out;
+}
+
 /** `set` closed under case folding, as Go builds classes under `(?i)`. */
 export function foldClosure(set: CodeSet): CodeSet {
-  const extra: number[] = [];
-  for (const orbit of foldTables().orbits) {
-    if (orbit.some((cp) => contains(set, cp))) {
-      for (const cp of orbit) extra.push(cp, cp);
-    }
-  }
-  return extra.length === 0 ? set : normalize([...set, ...extra]);
+  const out: number[] = [];
+  for (let i = 0; i < set.length; i += 2) pushFoldedRange(out, set[i], set[i + 1]);
+  return normalize(out);
 }

@@ -1,10 +1,8 @@
 /**
- * Go `regexp` patterns, run by V8. A pattern is parsed with Go's rules
- * ({@linkcode parseGoRegexp}), written as flag-free JavaScript source
- * ({@linkcode emitSource}) and checked to be accepted by V8's linear-time engine. At
- * run time V8's fast backtracking engine matches, and falls back to the linear-time
- * engine when a line makes it backtrack too much (the V8 flags in deno.json), so no
- * pattern can make a check hang.
+ * Go `regexp` patterns, matched in linear time. A pattern is parsed with Go's rules into
+ * Go's own tree ({@linkcode parseGoRunes}: Go's errors, Go's limits) and matched by the
+ * automaton of engine.ts, so that no pattern Go accepts can stall a check, however it is
+ * built, and no rule can make matching backtrack.
  *
  * @example
  * ```ts
@@ -15,110 +13,84 @@
  * @module
  */
 
-import { emitSource, type Variant } from "./emit.ts";
-import { GoSyntaxError, type Node, parseGoRegexp } from "./syntax.ts";
+import { Matcher } from "./engine.ts";
+import { compileProgram, MAX_PROGRAM, programSize } from "./program.ts";
+import { sequenceLength } from "./go_utf8.ts";
+import {
+  GoSyntaxError,
+  INVALID_BYTE,
+  parseGoRunes,
+  type Regexp,
+  runesText,
+  stringRunes,
+} from "./syntax.ts";
 import type { CompileResult, GoRegexp } from "./types.ts";
 
-const SURROGATE = /[\ud800-\udfff]/;
-
-/** Whether V8 runs with the linear-time engine available (`--enable-experimental-regexp-engine`). */
-export const linearEngineAvailable: boolean = (() => {
-  try {
-    new RegExp("a", "l");
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
-/** Whether `line` holds a surrogate pair, i.e. a code point outside the BMP. */
-export function hasAstral(line: string): boolean {
-  return SURROGATE.test(line);
-}
-
-/**
- * Compiles source for V8's fast backtracking engine, now (a first run compiles it), after
- * proving the linear-time engine accepts it too: that is what V8 falls back to when a
- * line makes the fast engine backtrack too much. Throws when either refuses (e.g. a
- * pattern too large for the fast engine).
- */
-export function compileNative(source: string): RegExp {
-  if (linearEngineAvailable) new RegExp(source, "l");
-  const regexp = new RegExp(source);
-  regexp.test("");
-  return regexp;
-}
-
-/**
- * Compiles source for V8's linear-time engine alone. Used for lines with astral code
- * points (rare): their source holds surrogate-pair alternatives, which the linear engine
- * compiles at once but the fast engine can take a minute to.
- */
-export function compileLinearOnly(source: string): RegExp {
-  return new RegExp(source, linearEngineAvailable ? "l" : "");
-}
-
 class CompiledGoRegexp implements GoRegexp {
-  #fullSource: string | undefined;
-  #full: RegExp | undefined;
-  /** Whether the BMP variant is also right for astral lines (same source). */
-  #sameForAstral: boolean | undefined;
+  #matcher: Matcher | undefined;
 
-  constructor(
-    readonly source: string,
-    readonly node: Node,
-    readonly bmpSource: string,
-    readonly bmp: RegExp,
-  ) {}
-
-  /** The source of the variant for lines with astral code points, emitted once. */
-  get fullSource(): string {
-    return this.#fullSource ??= emitSource(this.node, "full");
-  }
-
-  /** The variant for lines with astral code points, compiled on first need. */
-  get full(): RegExp {
-    if (this.#full === undefined) {
-      this.#sameForAstral = this.fullSource === this.bmpSource;
-      this.#full = this.#sameForAstral ? this.bmp : compileLinearOnly(this.fullSource);
-    }
-    return this.#full;
-  }
+  constructor(readonly source: string, readonly tree: Regexp) {}
 
   test(line: string): boolean {
-    // Most patterns emit the same source for both variants: then no surrogate scan.
-    if (this.#sameForAstral === true) return this.bmp.test(line);
-    return hasAstral(line) ? this.full.test(line) : this.bmp.test(line);
+    this.#matcher ??= new Matcher(compileProgram([this.tree]));
+    return this.#matcher.test(line);
   }
 }
 
-/** Parses and compiles one allowlist pattern with Go's meaning. */
-export function compileGoRegexp(source: string): CompileResult {
-  let node: Node;
+/** The parse tree of a compiled pattern (for joining the patterns of a table). */
+export function treeOf(regexp: GoRegexp): Regexp | undefined {
+  return regexp instanceof CompiledGoRegexp ? regexp.tree : undefined;
+}
+
+/**
+ * The code points of a pattern line as Go's parser reads them: a byte that does not
+ * start a valid UTF-8 sequence is {@linkcode INVALID_BYTE} + the byte.
+ */
+export function patternRunes(bytes: Uint8Array): number[] {
+  const out: number[] = [];
+  let i = 0;
+  while (i < bytes.length) {
+    const n = sequenceLength(bytes, i);
+    if (n <= 0) {
+      out.push(INVALID_BYTE + bytes[i]);
+      i++;
+      continue;
+    }
+    let cp = n === 1 ? bytes[i] : bytes[i] & (0xff >> (n + 1));
+    for (let k = 1; k < n; k++) cp = (cp << 6) | (bytes[i + k] & 0x3f);
+    out.push(cp);
+    i += n;
+  }
+  return out;
+}
+
+/** Parses and compiles one pattern given as code points (invalid bytes marked). */
+export function compileGoRunes(runes: readonly number[]): CompileResult {
+  const source = runesText(runes);
+  let tree: Regexp;
   try {
-    node = parseGoRegexp(source);
+    tree = parseGoRunes(runes);
   } catch (error) {
     if (error instanceof GoSyntaxError) return { ok: false, message: error.message };
     throw error;
   }
-  try {
-    const bmpSource = emitSource(node, "bmp");
-    let bmp: RegExp;
-    try {
-      bmp = compileNative(bmpSource);
-    } catch {
-      bmp = compileLinearOnly(bmpSource); // too large for the fast engine: still linear
-    }
-    const regexp = new CompiledGoRegexp(source, node, bmpSource, bmp);
-    regexp.full; // compile now, so a pattern V8 cannot take is reported now, not mid-check
-    return { ok: true, regexp };
-  } catch (error) {
-    return { ok: false, message: `pattern cannot be matched in linear time: ${String(error)}` };
+  const size = programSize(tree);
+  if (size > MAX_PROGRAM) {
+    return {
+      ok: false,
+      message: `pattern too large to match: it expands to ${size} automaton positions ` +
+        `(at most ${MAX_PROGRAM}); Go accepts it but would need gigabytes to run it`,
+    };
   }
+  return { ok: true, regexp: new CompiledGoRegexp(source, tree) };
 }
 
-/** The JavaScript source of `node` for lines of the given kind (for combining patterns). */
-export function sourceFor(regexp: GoRegexp, variant: Variant): string | undefined {
-  if (!(regexp instanceof CompiledGoRegexp)) return undefined;
-  return variant === "bmp" ? regexp.bmpSource : regexp.fullSource;
+/** Parses and compiles one allowlist pattern with Go's meaning. */
+export function compileGoRegexp(source: string): CompileResult {
+  return compileGoRunes(stringRunes(source));
+}
+
+/** Parses and compiles one pattern line given as raw bytes (as Go reads a file). */
+export function compileGoPatternBytes(bytes: Uint8Array): CompileResult {
+  return compileGoRunes(patternRunes(bytes));
 }

@@ -1,28 +1,23 @@
 /**
- * The code points of the Unicode classes Go accepts in `\p{...}`: Go's names, the
- * sets taken from V8's own Unicode tables. Built on first use and cached, so a pattern
- * file without `\p` costs nothing.
+ * The Unicode classes Go 1.26 accepts in `\p{...}`, with the sets of its Unicode version
+ * (15.0.0, generated into unicode_data.ts from the Unicode Character Database; nothing
+ * from V8's tables). Sets are built on first use and cached, so an allowlist without `\p`
+ * costs nothing.
+ *
+ * Go's lookup (regexp/syntax `unicodeTable`, Go 1.25+): the name is made canonical (`_`,
+ * `-` and spaces dropped, first letter upper case, the rest lower case), then looked up
+ * as `Any`, `Assigned`, `ASCII`, `LC`, a category, a script, a category alias (`Letter`,
+ * `digit`, ...), and a script by its canonical name (`Old_Italic` as `Olditalic`).
  *
  * @module
  */
 
-import { type CodeSet, MAX_RUNE, negate, normalize } from "./codeset.ts";
-import { GO_CATEGORIES, GO_SCRIPTS } from "./unicode_data.ts";
-
-/** Scripts that Go learned after the Go release our tables were generated from (Unicode 14, 15). */
-const NEWER_GO_SCRIPTS = [
-  "Cypro_Minoan",
-  "Old_Uyghur",
-  "Tangsa",
-  "Toto",
-  "Vithkuqi",
-  "Kawi",
-  "Nag_Mundari",
-];
+import { type CodeSet, foldClosure, MAX_RUNE, negate } from "./codeset.ts";
+import { CATEGORIES, SCRIPTS } from "./unicode_data.ts";
 
 /**
  * Go's `unicode.CategoryAliases` (Go 1.25+): the long names of the general categories,
- * and the short aliases Unicode gives some of them.
+ * and the short aliases Unicode gives some of them (PropertyValueAliases.txt, `gc`).
  */
 const CATEGORY_ALIASES: Record<string, string> = {
   Cased_Letter: "LC",
@@ -70,98 +65,118 @@ const CATEGORY_ALIASES: Record<string, string> = {
 };
 
 /**
- * Go's lookup key for a class name (Go 1.25+, after Unicode TR18): spaces, `_` and `-`
- * dropped, the first letter upper case and the rest lower case.
+ * Go's canonical lookup key for a class name: spaces, `_` and `-` dropped, the first
+ * letter upper case and the rest lower case (ASCII only).
  */
 export function canonicalClassName(name: string): string {
   let out = "";
-  for (const c of name) {
-    if (c === "_" || c === "-" || c === " ") continue;
-    out += out === "" ? c.toUpperCase() : c.toLowerCase();
+  for (const ch of name) {
+    if (ch === "_" || ch === "-" || ch === " ") continue;
+    const lower = ch >= "A" && ch <= "Z" ? ch.toLowerCase() : ch;
+    out += out === "" ? (ch >= "a" && ch <= "z" ? ch.toUpperCase() : ch) : lower;
   }
   return out;
 }
 
-const categories = new Set([...GO_CATEGORIES, "Cn"]);
-const scripts = new Set([...GO_SCRIPTS, ...NEWER_GO_SCRIPTS]);
-const aliases = new Map(
-  Object.entries(CATEGORY_ALIASES).map((
-    [alias, category],
-  ) => [canonicalClassName(alias), category]),
+/** A class as Go resolves a name: a set, possibly to be negated, and its `(?i)` form. */
+export interface UnicodeTable {
+  set: CodeSet;
+  /** Go inverts the table (`Assigned` is the inverse of `Cn`). */
+  negated: boolean;
+  /** The set closed under case folding (what Go adds under `(?i)`). */
+  folded(): CodeSet;
+  /**
+   * The set (or with `inverted` its complement) as one array shared by every use of the
+   * class alone, never to be modified.
+   */
+  shared(fold: boolean, inverted: boolean): number[];
+}
+
+function decode(encoded: string): number[] {
+  const out: number[] = [];
+  let prev = 0;
+  const parts = encoded.split(",");
+  for (let i = 0; i < parts.length; i += 2) {
+    const lo = prev + parseInt(parts[i], 36);
+    const hi = lo + parseInt(parts[i + 1], 36);
+    out.push(lo, hi);
+    prev = hi;
+  }
+  return out;
+}
+
+const categoryCache = new Map<string, CodeSet>();
+
+function categorySet(name: string): CodeSet {
+  let set = categoryCache.get(name);
+  if (set === undefined) {
+    set = decode(CATEGORIES[name]);
+    categoryCache.set(name, set);
+  }
+  return set;
+}
+
+const categories = new Set(Object.keys(CATEGORIES));
+const categoryAliases = new Map(
+  Object.entries(CATEGORY_ALIASES).map(([alias, category]) => [
+    canonicalClassName(alias),
+    category,
+  ]),
 );
-const cache = new Map<string, CodeSet>();
-let everyCodePoint: string | undefined;
+const scriptAliases = new Map(Object.keys(SCRIPTS).map((name) => [canonicalClassName(name), name]));
+const tables = new Map<string, UnicodeTable | null>();
 
-/** Every code point except the surrogates, in order: the text the property regexps scan. */
-function allCodePoints(): string {
-  if (everyCodePoint === undefined) {
-    const parts: string[] = [];
-    for (let start = 0; start <= MAX_RUNE; start += 4096) {
-      const chunk: number[] = [];
-      for (let cp = start; cp < start + 4096 && cp <= MAX_RUNE; cp++) {
-        if (cp < 0xd800 || cp > 0xdfff) chunk.push(cp);
+function table(set: CodeSet, negated = false): UnicodeTable {
+  let folded: CodeSet | undefined;
+  const shared = new Map<string, number[]>();
+  const t: UnicodeTable = {
+    set,
+    negated,
+    folded: () => folded ??= foldClosure(set),
+    shared(fold, inverted) {
+      const key = `${fold}${inverted}`;
+      let out = shared.get(key);
+      if (out === undefined) {
+        const base = fold ? t.folded() : set;
+        out = inverted ? [...negate(base)] : [...base];
+        shared.set(key, out);
       }
-      parts.push(String.fromCodePoint(...chunk));
-    }
-    everyCodePoint = parts.join("");
-  }
-  return everyCodePoint;
-}
-
-/** The set V8 gives for a `\p{...}` property expression, as code-point ranges. */
-function propertySet(property: string): CodeSet {
-  const ranges: number[] = [];
-  for (const match of allCodePoints().matchAll(new RegExp(`\\p{${property}}+`, "gu"))) {
-    const run = match[0];
-    const lo = run.codePointAt(0)!;
-    const last = lastCodePoint(run);
-    if (lo < 0xd800 && last > 0xdfff) ranges.push(lo, 0xd7ff, 0xe000, last);
-    else ranges.push(lo, last);
-  }
-  return normalize(ranges);
-}
-
-/** The last code point of `text`, which may end in a surrogate pair. */
-function lastCodePoint(text: string): number {
-  const tail = text.charCodeAt(text.length - 1);
-  const isPair = tail >= 0xdc00 && tail <= 0xdfff && text.length >= 2;
-  return text.codePointAt(text.length - (isPair ? 2 : 1))!;
-}
-
-/** The set of a general category, as current Go defines it. */
-function categorySet(category: string): CodeSet {
-  switch (category) {
-    case "Cs":
-      return [0xd800, 0xdfff]; // the scan text holds no surrogates
-    case "C":
-      return normalize([...propertySet("General_Category=C"), 0xd800, 0xdfff]);
-    case "LC":
-      return propertySet("General_Category=LC");
-    default:
-      return propertySet(`General_Category=${category}`);
-  }
+      return out;
+    },
+  };
+  return t;
 }
 
 /**
- * The set for a Go Unicode class name (`L`, `Lu`, `Greek`, `Any`, and since Go 1.25
- * `Letter`, `ASCII`, `Assigned`, `Cn`, `LC`, in any case, ignoring spaces, `_` and
- * `-`), or `undefined` when Go does not know the name.
+ * The class for a name written in `\p{...}` (without a leading `^`), or `undefined`
+ * when Go 1.26 does not know the name.
  */
-export function unicodeClass(name: string): CodeSet | undefined {
+export function unicodeClass(name: string): UnicodeTable | undefined {
   const key = canonicalClassName(name);
-  const cached = cache.get(key);
-  if (cached) return cached;
-  let set: CodeSet;
-  if (key === "Any") set = [0, MAX_RUNE];
-  else if (key === "Assigned") set = negate(categorySet("Cn"));
-  else if (key === "Ascii") set = [0, 0x7f];
-  else if (key === "Lc") set = categorySet("LC");
-  else if (categories.has(key)) set = categorySet(key);
-  // Go looks the canonical name up among the script names as they are spelled, so a
-  // multi-word script (Old_Italic) is not found: current Go's behaviour, kept.
-  else if (scripts.has(key)) set = propertySet(`Script=${key}`);
-  else if (aliases.has(key)) set = categorySet(aliases.get(key)!);
-  else return undefined;
-  cache.set(key, set);
-  return set;
+  let found = tables.get(key);
+  if (found === undefined) {
+    found = resolve(key);
+    tables.set(key, found);
+  }
+  return found ?? undefined;
+}
+
+function resolve(key: string): UnicodeTable | null {
+  switch (key) {
+    case "Any":
+      return table([0, MAX_RUNE]);
+    case "Assigned":
+      return table(categorySet("Cn"), true);
+    case "Ascii":
+      return table([0, 0x7f]);
+    case "Lc":
+      return table(categorySet("LC"));
+  }
+  if (categories.has(key)) return table(categorySet(key));
+  if (Object.hasOwn(SCRIPTS, key)) return table(decode(SCRIPTS[key]));
+  const category = categoryAliases.get(key);
+  if (category !== undefined) return table(categorySet(category));
+  const script = scriptAliases.get(key);
+  if (script !== undefined) return table(decode(SCRIPTS[script]));
+  return null;
 }

@@ -12,6 +12,10 @@ import { z } from "zod";
 export interface OracleCase {
   readonly pattern: string;
   readonly inputs: readonly string[];
+  /** The pattern as raw bytes (not valid UTF-8, say); then `pattern` is only its label. */
+  readonly patternBytes?: Uint8Array;
+  /** The inputs as raw bytes; then `inputs` are only their labels. */
+  readonly inputBytes?: readonly Uint8Array[];
 }
 
 /** Go's verdict on one {@linkcode OracleCase}. */
@@ -36,7 +40,30 @@ const responseSchema = z.object({
     divergence: z.string().nullable(),
     unstable: z.array(z.boolean()),
   })),
+  decoded: z.array(z.array(z.number())),
+  lines: z.array(z.array(z.string())),
+  lineErrors: z.array(z.string()),
 });
+
+function toBase64(bytes: Uint8Array): string {
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary);
+}
+
+function fromBase64(text: string): Uint8Array {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
+/** A request as the oracle reads it: raw bytes travel as base64. */
+function wireCase(c: OracleCase): Record<string, unknown> {
+  return {
+    pattern: c.pattern,
+    inputs: c.inputs,
+    ...(c.patternBytes ? { patternBytes: toBase64(c.patternBytes) } : {}),
+    ...(c.inputBytes ? { inputBytes: c.inputBytes.map(toBase64) } : {}),
+  };
+}
 
 const oracleSource = new URL("../go/regexp_oracle.go", import.meta.url);
 
@@ -83,21 +110,7 @@ async function buildOracle(): Promise<string> {
  * something malformed, so a broken oracle can never pass a test.
  */
 export async function askGo(cases: readonly OracleCase[]): Promise<OracleVerdict[]> {
-  const binary = await oracleBinary();
-  const child = new Deno.Command(binary, {
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const request = new TextEncoder().encode(JSON.stringify({ cases }));
-  const writer = child.stdin.getWriter();
-  await writer.write(request);
-  await writer.close();
-  const { code, stdout, stderr } = await child.output();
-  if (code !== 0) {
-    throw new Error(`regexp oracle exited with ${code}:\n${new TextDecoder().decode(stderr)}`);
-  }
-  const { results } = responseSchema.parse(JSON.parse(new TextDecoder().decode(stdout)));
+  const { results } = await callOracle({ cases: cases.map(wireCase) });
   if (results.length !== cases.length) {
     throw new Error(`regexp oracle answered ${results.length} of ${cases.length} cases`);
   }
@@ -108,6 +121,43 @@ export async function askGo(cases: readonly OracleCase[]): Promise<OracleVerdict
     }
   });
   return results;
+}
+
+/** The code points Go's `[]rune(string(b))` gives for each byte string. */
+export async function askGoDecode(strings: readonly Uint8Array[]): Promise<number[][]> {
+  const { decoded } = await callOracle({ cases: [], decode: strings.map(toBase64) });
+  if (decoded.length !== strings.length) throw new Error("regexp oracle: wrong decode count");
+  return decoded;
+}
+
+/**
+ * The lines Go's `bufio.Scanner` (ScanLines) gives for each file's bytes, and the error
+ * that stopped the scan ("" when none).
+ */
+export async function askGoLines(
+  files: readonly Uint8Array[],
+): Promise<{ lines: Uint8Array[]; error: string }[]> {
+  const { lines, lineErrors } = await callOracle({ cases: [], lines: files.map(toBase64) });
+  if (lines.length !== files.length) throw new Error("regexp oracle: wrong lines count");
+  return lines.map((file, i) => ({ lines: file.map(fromBase64), error: lineErrors[i] }));
+}
+
+async function callOracle(request: unknown): Promise<z.infer<typeof responseSchema>> {
+  const binary = await oracleBinary();
+  const child = new Deno.Command(binary, {
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const body = new TextEncoder().encode(JSON.stringify(request));
+  const writer = child.stdin.getWriter();
+  await writer.write(body);
+  await writer.close();
+  const { code, stdout, stderr } = await child.output();
+  if (code !== 0) {
+    throw new Error(`regexp oracle exited with ${code}:\n${new TextDecoder().decode(stderr)}`);
+  }
+  return responseSchema.parse(JSON.parse(new TextDecoder().decode(stdout)));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -137,13 +187,19 @@ type WorkerMessage = z.infer<typeof workerMessageSchema>;
 
 const engineModule = new URL("../../src/patterns/regexp.ts", import.meta.url).href;
 
+const decoderModule = new URL("../../src/patterns/go_utf8.ts", import.meta.url).href;
+
 const workerSource = `
-import { compileGoRegexp } from ${JSON.stringify(engineModule)};
+import { compileGoPatternBytes, compileGoRegexp } from ${JSON.stringify(engineModule)};
+import { decodeGoUtf8 } from ${JSON.stringify(decoderModule)};
 function outcome(c) {
   try {
-    const compiled = compileGoRegexp(c.pattern);
+    const compiled = c.patternBytes
+      ? compileGoPatternBytes(c.patternBytes)
+      : compileGoRegexp(c.pattern);
     if (!compiled.ok) return { kind: "rejected", message: compiled.message };
-    return { kind: "accepted", matches: c.inputs.map((line) => compiled.regexp.test(line)) };
+    const inputs = c.inputBytes ? c.inputBytes.map(decodeGoUtf8) : c.inputs;
+    return { kind: "accepted", matches: inputs.map((line) => compiled.regexp.test(line)) };
   } catch (error) {
     return { kind: "threw", error: String(error && error.stack || error) };
   }

@@ -26,6 +26,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,7 +42,15 @@ type request struct {
 	Cases []struct {
 		Pattern string   `json:"pattern"`
 		Inputs  []string `json:"inputs"`
+		// Raw bytes (base64 in JSON), for text that is not valid UTF-8; used instead of
+		// Pattern and Inputs when present.
+		PatternBytes []byte   `json:"patternBytes"`
+		InputBytes   [][]byte `json:"inputBytes"`
 	} `json:"cases"`
+	// Byte strings to decode as Go iterates a string: the code points of []rune(s).
+	Decode [][]byte `json:"decode"`
+	// Files to split into lines as bufio.Scanner with ScanLines does.
+	Lines [][]byte `json:"lines"`
 }
 
 type result struct {
@@ -52,7 +61,11 @@ type result struct {
 }
 
 type response struct {
-	Results []result `json:"results"`
+	Results []result   `json:"results"`
+	Decoded [][]rune   `json:"decoded"`
+	Lines   [][][]byte `json:"lines"`
+	// Per file: the scanner's error (a line too long), or "".
+	LineErrors []string `json:"lineErrors"`
 }
 
 func main() {
@@ -62,9 +75,35 @@ func main() {
 		fmt.Fprintln(os.Stderr, "regexp_oracle: reading request:", err)
 		os.Exit(2)
 	}
-	resp := response{Results: make([]result, 0, len(req.Cases))}
+	resp := response{Results: make([]result, 0, len(req.Cases)), Decoded: [][]rune{}, Lines: [][][]byte{}, LineErrors: []string{}}
 	for _, c := range req.Cases {
-		resp.Results = append(resp.Results, answer(c.Pattern, c.Inputs))
+		pattern, inputs := c.Pattern, c.Inputs
+		if c.PatternBytes != nil {
+			pattern = string(c.PatternBytes)
+		}
+		if c.InputBytes != nil {
+			inputs = make([]string, len(c.InputBytes))
+			for i, b := range c.InputBytes {
+				inputs[i] = string(b)
+			}
+		}
+		resp.Results = append(resp.Results, answer(pattern, inputs))
+	}
+	for _, b := range req.Decode {
+		resp.Decoded = append(resp.Decoded, []rune(string(b)))
+	}
+	for _, file := range req.Lines {
+		lines := [][]byte{}
+		scanner := bufio.NewScanner(bytes.NewReader(file))
+		for scanner.Scan() {
+			lines = append(lines, append([]byte{}, scanner.Bytes()...))
+		}
+		resp.Lines = append(resp.Lines, lines)
+		msg := ""
+		if err := scanner.Err(); err != nil {
+			msg = err.Error()
+		}
+		resp.LineErrors = append(resp.LineErrors, msg)
 	}
 	out := bufio.NewWriter(os.Stdout)
 	enc := json.NewEncoder(out)
@@ -258,6 +297,9 @@ func (s *scan) currentGoError(err error) string {
 	case len(s.inserted) == 0:
 	case expr == s.rewritten:
 		expr = s.original
+	case strings.HasSuffix(s.rewritten, expr) && (code == syntax.ErrInvalidUTF8 || code == syntax.ErrMissingBracket || code == syntax.ErrInvalidCharRange || code == syntax.ErrInvalidNamedCapture):
+		// The rest of the pattern from where Go stopped (invalid UTF-8, say).
+		expr = s.originalText(len(s.rewritten)-len(expr), len(s.rewritten))
 	case serr.Code == syntax.ErrInvalidNamedCapture:
 		for _, at := range s.namedOpens {
 			if strings.HasPrefix(s.rewritten[at:], expr) {
@@ -369,10 +411,15 @@ func hasFoldFlag(p string) bool {
 
 var assigned13 = []*unicode.RangeTable{unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z, unicode.C}
 
-// hasUnassigned13 reports a code point unassigned in Go 1.19's Unicode 13 tables.
+// changedSince13 are the code points assigned in Unicode 13 whose category or script
+// Unicode 15 changed (U+1734: Mn to Mc; U+16FE2, U+16FE3: Common to Han).
+var changedSince13 = map[rune]bool{0x1734: true, 0x16fe2: true, 0x16fe3: true}
+
+// hasUnassigned13 reports a code point unassigned in Go 1.19's Unicode 13 tables, or one
+// whose properties Unicode 15 changed.
 func hasUnassigned13(s string) bool {
 	for _, r := range s {
-		if !unicode.IsOneOf(assigned13, r) {
+		if !unicode.IsOneOf(assigned13, r) || changedSince13[r] {
 			return true
 		}
 	}
