@@ -10,7 +10,7 @@ import { type CheckReport, checkRules, type FamilyCaches, type FamilyInput } fro
 import type { Config } from "./cli/config.ts";
 import { readFamily, readRulesFile } from "./iptables/read.ts";
 import { type CommandRunner, runCommand } from "./iptables/runner.ts";
-import { listChains, readNftView } from "./nft/read.ts";
+import { listChains, nftViewOn, readNftView } from "./nft/read.ts";
 import type { Family } from "./iptables/types.ts";
 import { loadAllowlist } from "./patterns/allowlist.ts";
 import { describeError } from "./report/text.ts";
@@ -35,15 +35,6 @@ function familiesOf(config: Config): { family: Family; dir: string; rulesFile?: 
     families.push({ family: "ipv6", dir: config.input6, rulesFile: config.rulesFile6 });
   }
   return families;
-}
-
-/**
- * Whether this check also reads the nft view: on by default (`-nftables`), for the live
- * ruleset only (a dump file holds iptables rules alone, so with `-rulesFile` or
- * `-rulesFile6` there is no live ruleset to compare it with).
- */
-export function nftViewOn(config: Config): boolean {
-  return config.nftables && config.rulesFile === undefined && config.rulesFile6 === undefined;
 }
 
 /** A source read from the nf_tables backend, e.g. `iptables-nft-save (nf_tables)`. */

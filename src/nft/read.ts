@@ -23,6 +23,7 @@
  * @module
  */
 
+import type { Config } from "../cli/config.ts";
 import type { CommandOutcome, CommandRunner } from "../iptables/runner.ts";
 import type { Family, ReadError, Rule } from "../iptables/types.ts";
 import {
@@ -70,6 +71,15 @@ const COMMAND_NAME = /^[A-Za-z_.][A-Za-z0-9_/.-]*$/;
 const PERMISSION_PROBLEM = /permission denied|operation not permitted/i;
 /** What nft says when the kernel has no nf_tables: then no nft rule can exist. */
 const NO_KERNEL_SUPPORT = /protocol not supported/i;
+
+/**
+ * Whether a check also reads the nft view: on by default (`-nftables`), for the live
+ * ruleset only (a dump file holds iptables rules alone, so with `-rulesFile` or
+ * `-rulesFile6` there is no live ruleset to compare it with).
+ */
+export function nftViewOn(config: Config): boolean {
+  return config.nftables && config.rulesFile === undefined && config.rulesFile6 === undefined;
+}
 
 /** The family whose allowlist (`-input` or `-input6`) applies to an nft family. */
 export function reportFamily(nftFamily: string): Family {
@@ -159,6 +169,7 @@ export async function listChains(
   for (const item of items) {
     const entry = itemEntry(item);
     if (entry?.[0] === "metainfo") continue;
+    if (entry?.[0] === "chain" && isPlainIptablesChain(entry[1])) continue;
     if (entry?.[0] === "chain") {
       const chain = ChainSchema.safeParse(entry[1]);
       if (chain.success) {
@@ -174,6 +185,20 @@ export async function listChains(
   }
   return { kind: "listed", chains, flowtables, broken };
 }
+
+/**
+ * A regular chain of one of iptables' own tables, told apart without a schema: the
+ * thousands of kube-proxy chains of a large node are these. Whether the table was shown
+ * is decided later; if it was not, the table is listed in full anyway, chains included.
+ */
+function isPlainIptablesChain(body: Json): boolean {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return false;
+  return typeof body.family === "string" && typeof body.table === "string" &&
+    typeof body.name === "string" && isXtablesTable(body.family, body.table) &&
+    Object.keys(body).every((key) => PLAIN_CHAIN_KEYS.has(key));
+}
+
+const PLAIN_CHAIN_KEYS = new Set(["family", "table", "name", "handle"]);
 
 /** A table or chain to list in full in step 2. */
 type Job =
