@@ -76,13 +76,14 @@ function orCanonical(rendered: string | undefined, whole: unknown): string {
 }
 
 const BINARY_OPERATORS = new Set(["&", "|", "^", "<<", ">>"]);
+/** Relational operators of a match, written bare. */
+const OPERATORS = new Set(["==", "!=", "<", ">", "<=", ">=", "in", "&"]);
 const VERDICTS = new Set(["accept", "drop", "continue", "return"]);
 
 /** nft expression handlers: undefined when the body has a shape they do not know. */
 const EXPRESSIONS: Record<string, (body: Json) => string | undefined> = {
   concat: (body) => Array.isArray(body) ? body.map(expression).join(" . ") : undefined,
-  set: (body) =>
-    Array.isArray(body) ? `{ ${body.map(expression).join(", ")} }` : `{ ${expression(body)} }`,
+  set: (body) => Array.isArray(body) ? `{ ${body.map(member).join(", ")} }` : `{ ${member(body)} }`,
   map: (body) =>
     isObject(body) ? `${expression(body.key)} map ${expression(body.data)}` : undefined,
   prefix: (body) => {
@@ -177,6 +178,14 @@ const EXPRESSIONS: Record<string, (body: Json) => string | undefined> = {
     isObject(body) && str(body.target) ? `goto ${word(body.target as string)}` : undefined,
 };
 
+/** A member of a set or anonymous map: `key : value` for a map's `[key, value]` pair. */
+function member(value: Json): string {
+  if (Array.isArray(value) && value.length === 2) {
+    return `${expression(value[0])} : ${expression(value[1])}`;
+  }
+  return expression(value);
+}
+
 /** `kind name field` expressions (exthdr, tcp option, sctp chunk). */
 function named(kind: string, body: Json): string | undefined {
   if (!isObject(body) || str(body.name) === undefined) return undefined;
@@ -217,7 +226,12 @@ const STATEMENTS: Record<string, (body: Json) => string | undefined> = {
     const op = body.op as string;
     const left = expression(body.left);
     const right = expression(body.right);
-    return op === "==" || op === "in" ? `${left} ${right}` : `${left} ${word(op)} ${right}`;
+    // nft's own form: `==` and `in` are implied, except after a binary operation
+    // (`meta mark & 16384 == 0`), where leaving it out would read as one expression.
+    const leftOperator = single(body.left)?.[0];
+    const leftIsBinary = leftOperator !== undefined && BINARY_OPERATORS.has(leftOperator);
+    if ((op === "==" || op === "in") && !leftIsBinary) return `${left} ${right}`;
+    return `${left} ${OPERATORS.has(op) ? op : quoted(op)} ${right}`;
   },
   counter: (body) => {
     if (typeof body === "string") return `counter name ${word(body)}`;
@@ -335,10 +349,11 @@ function nat(kind: string, body: Json): string | undefined {
   if (family !== undefined) text += ` ${word(family)}`;
   if (body.addr !== undefined || body.port !== undefined) {
     text += " to";
-    if (body.addr !== undefined) text += ` ${expression(body.addr)}`;
-    if (body.port !== undefined) {
-      text += `${body.addr !== undefined ? "" : " "}:${expression(body.port)}`;
-    }
+    let addr = body.addr !== undefined ? expression(body.addr) : "";
+    // An IPv6 address before a port is bracketed, as nft writes it.
+    if (body.port !== undefined && addr.includes(":")) addr = `[${addr}]`;
+    if (addr !== "") text += ` ${addr}`;
+    if (body.port !== undefined) text += `${addr !== "" ? "" : " "}:${expression(body.port)}`;
   }
   if (body.flags !== undefined) {
     const flags = Array.isArray(body.flags) ? body.flags : [body.flags];
