@@ -257,7 +257,7 @@ const CASES: HidingCase[] = [
     expect: [
       'ipv4|nft|inet t2|add set inet t2 bad {"type":"ipv4_addr"}',
       "ipv4|nft|inet t2|add element inet t2 bad { 192.0.2.9 }",
-      "ipv4|nft|inet t2|add rule inet t2 out ip daddr @bad reject",
+      "ipv4|nft|inet t2|add rule inet t2 out ip daddr @bad reject with icmp port-unreachable",
     ],
     remove: dropTable("inet", "t2"),
   },
