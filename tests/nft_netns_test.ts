@@ -304,6 +304,33 @@ Deno.test({
         });
       }
 
+      await t.step("a flowtable: flow offload bypasses the iptables chains", async () => {
+        await ns.exec("ip", ["link", "add", "aimft0", "type", "veth", "peer", "name", "aimft1"]);
+        const script = "add table inet ft\n" +
+          "add flowtable inet ft f { hook ingress priority 0; devices = { aimft0 }; }\n" +
+          "add chain inet ft fwd { type filter hook forward priority 0; }\n" +
+          "add rule inet ft fwd meta l4proto tcp flow add @f\n";
+        try {
+          await nft(ns, script);
+        } catch (error) {
+          // A kernel feature (nf_flow_table), not a tool CI could install.
+          console.warn(`skipped: this kernel has no flowtables: ${error}`);
+          return;
+        }
+        const run = await monitor(ns);
+        const found = unexpectedOf(run.report);
+        for (
+          const line of [
+            "ipv4|nft|inet ft|add flowtable inet ft f { hook ingress; priority 0; devices = { aimft0 }; }",
+            "ipv4|nft|inet ft|add rule inet ft fwd meta l4proto tcp flow add @f",
+          ]
+        ) {
+          assert.ok(found.includes(line), `${line}\nnot among:\n${found.join("\n")}`);
+        }
+        assert.equal(run.code, 1);
+        await nft(ns, "delete table inet ft\n");
+      });
+
       await t.step("-nftables=false: the Go original's view, the native table unseen", async () => {
         await CASES[5].add(ns);
         const run = await monitor(ns, ["-nftables=false"]);
