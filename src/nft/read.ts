@@ -91,11 +91,10 @@ function firstLine(text: string): string {
   return line.length > 200 ? `${line.slice(0, 200)}...` : line;
 }
 
-/** Why an outcome is not a listing, or undefined when it is one (exit 0). */
-function failure(outcome: CommandOutcome, timeoutMs: number): string | undefined {
+/** Why an outcome is not a listing. */
+function failure(outcome: CommandOutcome, timeoutMs: number): string {
   switch (outcome.kind) {
     case "exited":
-      if (outcome.code === 0) return undefined;
       return `exited with code ${outcome.code}: ${firstLine(outcome.stderr) || "no error output"}`;
     case "timeout":
       return `did not finish within ${timeoutMs / 1000}s and was killed`;
@@ -106,6 +105,19 @@ function failure(outcome: CommandOutcome, timeoutMs: number): string | undefined
     default:
       return `failed (${JSON.stringify(outcome).slice(0, 200)})`;
   }
+}
+
+/** The items a listing printed, or why there are none: `nft -j list chains: <why>`. */
+function listed(
+  what: string,
+  outcome: CommandOutcome,
+  timeoutMs: number,
+): Json[] | { message: string } {
+  if (outcome.kind !== "exited" || outcome.code !== 0) {
+    return { message: `nft -j ${what} ${failure(outcome, timeoutMs)}` };
+  }
+  const items = documentItems(outcome.stdout);
+  return typeof items === "string" ? { message: `nft -j ${what}: ${items}` } : items;
 }
 
 /** The items of every JSON document in `stdout` (nft prints one per command, one a line). */
@@ -159,10 +171,8 @@ export async function listChains(
     }
     if (NO_KERNEL_SUPPORT.test(said)) return { kind: "empty" };
   }
-  const why = failure(outcome, timeoutMs);
-  if (why !== undefined) return { kind: "failed", message: `nft -j list chains ${why}` };
-  const items = documentItems((outcome as { stdout: string }).stdout);
-  if (typeof items === "string") return { kind: "failed", message: `nft -j list chains: ${items}` };
+  const items = listed("list chains", outcome, timeoutMs);
+  if (!Array.isArray(items)) return { kind: "failed", message: items.message };
   const chains: Chain[] = [];
   const flowtables: Json[] = [];
   const broken: ObjectLine[] = [];
@@ -355,24 +365,14 @@ async function listInFull(
     const outcomes = await Promise.all(
       jobs.map((job) => run(NFT_COMMAND, ["-j", jobArgs(job)], { timeoutMs })),
     );
-    const lines: ObjectLine[] = [];
-    let complete = true;
-    for (const outcome of outcomes) {
-      const items = failure(outcome, timeoutMs) === undefined
-        ? documentItems((outcome as { stdout: string }).stdout)
-        : "failed";
-      if (typeof items === "string") {
-        complete = false;
-        break;
-      }
-      for (const item of items) lines.push(...objectLines(item));
-    }
-    if (complete) return lines;
+    const listings = outcomes.map((outcome, i) => listed(jobArgs(jobs[i]), outcome, timeoutMs));
+    const items = listings.flatMap((listing) => Array.isArray(listing) ? listing : []);
+    if (listings.every(Array.isArray)) return items.flatMap(objectLines);
   }
-  const outcome = await run(NFT_COMMAND, ["-j", "list ruleset"], { timeoutMs });
-  const why = failure(outcome, timeoutMs);
-  if (why !== undefined) return { message: `nft -j list ruleset ${why}` };
-  const items = documentItems((outcome as { stdout: string }).stdout);
-  if (typeof items === "string") return { message: `nft -j list ruleset: ${items}` };
-  return items.flatMap(objectLines);
+  const items = listed(
+    "list ruleset",
+    await run(NFT_COMMAND, ["-j", "list ruleset"], { timeoutMs }),
+    timeoutMs,
+  );
+  return Array.isArray(items) ? items.flatMap(objectLines) : items;
 }
