@@ -180,3 +180,18 @@ Deno.test("iptables' tables: listed in full when the save did not show them, els
     "ip nat|add chain ip nat X { type filter hook input priority -400; policy accept; }",
   ]);
 });
+
+Deno.test("many tables to list, or a name nft's command line cannot take: one list ruleset", async () => {
+  const many = Array.from({ length: 9 }, (_, i) => CHAIN("inet", `t${i}`, "c", "input"));
+  const ruleset = ok(doc(...many));
+  const lots = await view([[/list chains/, ok(doc(...many))], [/list ruleset/, ruleset]]);
+  assert.deepEqual(lots.calls.slice(1), ["nft -j list ruleset"]);
+  assert.equal(lines(lots.read).length, 9);
+
+  const odd = CHAIN("inet", "a b", "c", "input");
+  const named = await view([[/list chains/, ok(doc(odd))], [/list ruleset/, ok(doc(odd))]]);
+  assert.deepEqual(named.calls.slice(1), ["nft -j list ruleset"]);
+  assert.deepEqual(lines(named.read), [
+    'inet "a b"|add chain inet "a b" c { type filter hook input priority 0; policy accept; }',
+  ]);
+});
