@@ -64,6 +64,8 @@ const FlowtableSchema = z.looseObject({
   dev: z.union([z.string(), z.array(z.string())]).optional(),
 });
 
+const NamedObjectSchema = z.looseObject(Base);
+
 /** Named stateful objects: inert until a rule refers to them. Fields that count are dropped. */
 const STATEFUL_OBJECTS: Record<string, readonly string[]> = {
   counter: ["packets", "bytes"],
@@ -281,7 +283,7 @@ export function objectLines(item: Json): ObjectLine[] {
     }
     default: {
       const volatile = STATEFUL_OBJECTS[kind];
-      const parsed = volatile === undefined ? undefined : z.looseObject(Base).safeParse(body);
+      const parsed = volatile === undefined ? undefined : NamedObjectSchema.safeParse(body);
       if (volatile === undefined || parsed === undefined || !parsed.success) {
         return [unparsed(kind, body)];
       }
