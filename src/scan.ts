@@ -40,14 +40,20 @@ function familiesOf(config: Config): { family: Family; dir: string; rulesFile?: 
 /** A source read from the nf_tables backend, e.g. `iptables-nft-save (nf_tables)`. */
 const NF_TABLES_SOURCE = /\(nf_tables\)$/;
 
-/** The iptables tables each family's nf_tables save printed: the rest is listed by nft. */
+/**
+ * The iptables tables each family's nf_tables save printed: the rest is listed by nft. A
+ * table counts as printed when the dump holds its built-in chains (`-P` lines), as every
+ * table iptables-nft-save can show does; one it marks incompatible has none.
+ */
 function shownTables(inputs: readonly FamilyInput[]): Map<Family, Set<string>> {
   const shown = new Map<Family, Set<string>>();
   for (const { family, read } of inputs) {
     for (const source of read.sources) {
       if (!NF_TABLES_SOURCE.test(source.source)) continue;
       const tables = shown.get(family) ?? new Set<string>();
-      for (const { table } of source.tables) tables.add(table);
+      for (const { table, rules } of source.tables) {
+        if (rules.some((rule) => rule.text.startsWith("-P "))) tables.add(table);
+      }
       shown.set(family, tables);
     }
   }
