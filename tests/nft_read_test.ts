@@ -195,3 +195,31 @@ Deno.test("many tables to list, or a name nft's command line cannot take: one li
     'inet "a b"|add chain inet "a b" c { type filter hook input priority 0; policy accept; }',
   ]);
 });
+
+Deno.test("the nft view's findings reach the metrics like any unexpected rule", async () => {
+  const { Metrics } = await import("../src/metrics.ts");
+  const { read } = await view([
+    [/list chains/, ok(doc(CHAIN("inet", "sneaky", "in", "input")))],
+    [
+      /list table inet sneaky/,
+      ok(doc(
+        '{"table": {"family": "inet", "name": "sneaky"}}',
+        CHAIN("inet", "sneaky", "in", "input"),
+      )),
+    ],
+  ]);
+  const report = checkRules([{
+    family: "ipv4",
+    allowlist: NO_PATTERNS,
+    read: { family: "ipv4", sources: [], errors: [] },
+    nft: read.tables.get("ipv4"),
+  }], { node: null });
+  const metrics = new Metrics();
+  metrics.recordCheck(report, 5, new Date(0));
+  const text = metrics.render();
+  assert.match(
+    text,
+    /azure_iptables_monitor_unexpected_rules\{family="ipv4",source="nft",table="inet sneaky"\} 2/,
+  );
+  assert.match(text, /azure_iptables_monitor_verdict\{verdict="true"\} 1/);
+});
