@@ -9,6 +9,8 @@
 import type { Allowlist, PatternEntry } from "./patterns/allowlist.ts";
 import { TableMatcher } from "./patterns/matcher.ts";
 import { type Family, type FamilyRead, type Rule, TABLES } from "./iptables/types.ts";
+import { NFT_ALLOWLIST } from "./patterns/allowlist.ts";
+import { NFT_SOURCE, type NftTable } from "./nft/read.ts";
 
 /** A rule no pattern allowed, or a line no pattern may allow. */
 export interface UnexpectedRule {
@@ -34,7 +36,7 @@ export interface SourceVerdict {
 
 /** Something that could not be read or compiled. */
 export interface CheckError {
-  kind: "pattern" | "allowlist" | "iptables" | "rules-file";
+  kind: "pattern" | "allowlist" | "iptables" | "rules-file" | "nft";
   family: Family;
   file?: string;
   line?: number;
@@ -62,6 +64,11 @@ export interface FamilyInput {
   family: Family;
   allowlist: Allowlist;
   read: FamilyRead;
+  /**
+   * The nft view's tables whose objects this family's allowlist (`nftables` file)
+   * decides; undefined when the nft view is off.
+   */
+  nft?: NftTable[];
 }
 
 /** Called for each rule a pattern allowed, when the caller wants to log it (`-v 3`). */
@@ -78,6 +85,7 @@ export const READ_ERROR_KINDS: ReadonlySet<string> = new Set([
   "allowlist",
   "iptables",
   "rules-file",
+  "nft",
 ]);
 
 /** The sources of `read` with only their lines that no pattern may allow, if any. */
@@ -112,7 +120,7 @@ export function checkRules(
 ): CheckReport {
   const families: SourceVerdict[] = [];
   const errors: CheckError[] = [];
-  for (const { family, allowlist, read } of inputs) {
+  for (const { family, allowlist, read, nft } of inputs) {
     for (const error of allowlist.errors) errors.push({ ...error, family });
     for (const error of read.errors) {
       errors.push({ kind: error.kind, family, source: error.source, message: error.message });
@@ -125,6 +133,34 @@ export function checkRules(
     }
     const caches = options.cache?.forFamily(family, allowlist.version);
     const matchers = new Map<string, TableMatcher>();
+    const decide = (
+      source: string,
+      table: string,
+      rules: readonly Rule[],
+      matcher: TableMatcher,
+    ) => {
+      const verdicts = caches?.table(source, table).verdicts(
+        rules,
+        (text) => matcher.matches(text),
+      );
+      const unexpected: UnexpectedRule[] = [];
+      for (let i = 0; i < rules.length; i++) {
+        const rule = rules[i];
+        if (rule.unallowable !== undefined) {
+          // Content a node user controls can only make the verdict "true".
+          unexpected.push({ chain: rule.chain, rule: rule.text, reason: rule.unallowable });
+          continue;
+        }
+        const allowed = verdicts ? verdicts[i] === ALLOWED : matcher.matches(rule.text);
+        if (!allowed) {
+          unexpected.push({ chain: rule.chain, rule: rule.text });
+        } else if (options.onMatch) {
+          const pattern = matcher.firstMatch(rule.text);
+          if (pattern) options.onMatch({ family, source, table, rule, pattern });
+        }
+      }
+      return { table, rules: rules.length, unexpected };
+    };
     for (const source of read.sources) {
       const tables: TableVerdict[] = [];
       for (const { table, rules } of source.tables) {
@@ -136,33 +172,19 @@ export function checkRules(
           ]);
           matchers.set(table, matcher);
         }
-        const tableMatcher = matcher;
-        const verdicts = caches?.table(source.source, table).verdicts(
-          rules,
-          (text) => tableMatcher.matches(text),
-        );
-        const unexpected: UnexpectedRule[] = [];
-        for (let i = 0; i < rules.length; i++) {
-          const rule = rules[i];
-          if (rule.unallowable !== undefined) {
-            // Content a node user controls can only make the verdict "true".
-            unexpected.push({ chain: rule.chain, rule: rule.text, reason: rule.unallowable });
-            continue;
-          }
-          const allowed = verdicts ? verdicts[i] === ALLOWED : matcher.matches(rule.text);
-          if (!allowed) {
-            unexpected.push({ chain: rule.chain, rule: rule.text });
-          } else if (options.onMatch) {
-            const pattern = matcher.firstMatch(rule.text);
-            if (pattern) {
-              options.onMatch({ family, source: source.source, table, rule, pattern });
-            }
-          }
-        }
-        tables.push({ table, rules: rules.length, unexpected });
+        tables.push(decide(source.source, table, rules, matcher));
       }
       tables.sort((a, b) => tableRank(a.table) - tableRank(b.table));
       families.push({ family, source: source.source, tables });
+    }
+    if (nft !== undefined) {
+      // Only the `nftables` file: `global` was written for iptables -S lines.
+      const matcher = new TableMatcher(allowlist.patterns.get(NFT_ALLOWLIST) ?? []);
+      families.push({
+        family,
+        source: NFT_SOURCE,
+        tables: nft.map(({ table, rules }) => decide(NFT_SOURCE, table, rules, matcher)),
+      });
     }
   }
   const anyUnexpected = families.some((f) => f.tables.some((t) => t.unexpected.length > 0));

@@ -30,6 +30,7 @@ const CHECK_ERROR_KINDS = [
   "allowlist",
   "iptables",
   "rules-file",
+  "nft",
 ] as const satisfies readonly CheckError["kind"][];
 
 // Checked by the compiler: the lists above name every verdict and every error kind.

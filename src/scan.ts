@@ -9,7 +9,8 @@
 import { type CheckReport, checkRules, type FamilyCaches, type FamilyInput } from "./check.ts";
 import type { Config } from "./cli/config.ts";
 import { readFamily, readRulesFile } from "./iptables/read.ts";
-import type { CommandRunner } from "./iptables/runner.ts";
+import { type CommandRunner, runCommand } from "./iptables/runner.ts";
+import { listChains, nftViewOn, readNftView } from "./nft/read.ts";
 import type { Family } from "./iptables/types.ts";
 import { loadAllowlist } from "./patterns/allowlist.ts";
 import { describeError, printable } from "./report/text.ts";
@@ -38,12 +39,42 @@ function familiesOf(config: Config): { family: Family; dir: string; rulesFile?: 
   return families;
 }
 
+/** A source read from the nf_tables backend, e.g. `iptables-nft-save (nf_tables)`. */
+const NF_TABLES_SOURCE = /\(nf_tables\)$/;
+
+/**
+ * The iptables tables each family's nf_tables save printed: the rest is listed by nft. A
+ * table counts as printed when the dump holds its built-in chains (`-P` lines), as every
+ * table iptables-nft-save can show does; one it marks incompatible has none.
+ */
+function shownTables(inputs: readonly FamilyInput[]): Map<Family, Set<string>> {
+  const shown = new Map<Family, Set<string>>();
+  for (const { family, read } of inputs) {
+    for (const source of read.sources) {
+      if (!NF_TABLES_SOURCE.test(source.source)) continue;
+      const tables = shown.get(family) ?? new Set<string>();
+      for (const { table, rules } of source.tables) {
+        if (rules.some((rule) => rule.text.startsWith("-P "))) tables.add(table);
+      }
+      shown.set(family, tables);
+    }
+  }
+  return shown;
+}
+
 /** Runs one check as the config says and logs its findings. */
 export async function scan(config: Config, deps: ScanDeps): Promise<CheckReport> {
   const { log } = deps;
   const started = performance.now();
-  const inputs: FamilyInput[] = await Promise.all(
-    familiesOf(config).map(async ({ family, dir, rulesFile }) => {
+  const given = deps.run ?? runCommand;
+  // Every command of the check stops when the program does (shutdown).
+  const run: CommandRunner = (command, args, options) =>
+    given(command, args, { ...options, signal: deps.signal });
+  const families = familiesOf(config);
+  // The cheap first step of the nft view runs next to the saves (see src/nft/read.ts).
+  const listing = nftViewOn(config) ? listChains(run, SAVE_TIMEOUT_MS) : undefined;
+  let inputs: FamilyInput[] = await Promise.all(
+    families.map(async ({ family, dir, rulesFile }) => {
       const [allowlist, read] = await Promise.all([
         loadAllowlist(dir),
         rulesFile !== undefined
@@ -53,6 +84,22 @@ export async function scan(config: Config, deps: ScanDeps): Promise<CheckReport>
       return { family, allowlist, read };
     }),
   );
+  if (listing !== undefined) {
+    const nft = await readNftView(await listing, {
+      families: families.map(({ family }) => family),
+      shown: shownTables(inputs),
+      run,
+      timeoutMs: SAVE_TIMEOUT_MS,
+    });
+    inputs = inputs.map((input) => ({
+      ...input,
+      read: {
+        ...input.read,
+        errors: [...input.read.errors, ...nft.errors.filter((e) => e.family === input.family)],
+      },
+      nft: nft.tables.get(input.family) ?? [],
+    }));
+  }
   const read = performance.now();
   const verbose3 = log.v(3);
   const report = checkRules(inputs, {

@@ -43,6 +43,7 @@ Deno.test("the known files are read; other names, ..data and symlinks are ignore
       "global",
       "mangle",
       "nat",
+      "nftables",
       "raw",
       "security",
     ]);

@@ -271,6 +271,9 @@ for (const backend of BACKENDS) {
         assert.deepEqual(shapeOf(report), {
           [`ipv4|${sourceOf("ipv4", backend)}`]: Object.fromEntries(ruleCounts(RULESETS.ipv4)),
           [`ipv6|${sourceOf("ipv6", backend)}`]: Object.fromEntries(ruleCounts(RULESETS.ipv6)),
+          // the nft view: nothing iptables does not show
+          "ipv4|nft": {},
+          "ipv6|nft": {},
         });
       }),
   });
@@ -290,7 +293,9 @@ Deno.test({
       assert.equal(code, 0);
       assert.deepEqual(Object.keys(shapeOf(report)).sort(), [
         `ipv4|${sourceOf("ipv4", "legacy")}`,
+        "ipv4|nft",
         `ipv6|${sourceOf("ipv6", "nft")}`,
+        "ipv6|nft",
       ]);
     }),
 });
@@ -334,7 +339,7 @@ Deno.test({
       await ns.restore("ipv6", "nft", RULESETS.ipv6);
       const { code, report } = await monitor(ns, ["ipv4"]);
       assert.deepEqual(report.errors, []);
-      assert.deepEqual(report.families.map((family) => family.family), ["ipv4"]);
+      assert.deepEqual(report.families.map((family) => family.family), ["ipv4", "ipv4"]);
       assert.deepEqual(unexpectedOf(report), []);
       assert.equal(code, 0);
     }),

@@ -32,6 +32,7 @@ const DEFAULTS: Config = {
   installRoutesForHealthProbeReply: false,
   metricsAddress: undefined,
   watch: false,
+  nftables: true,
   skipHeaders: false,
   addDirHeader: false,
 };
@@ -122,6 +123,7 @@ Deno.test("the new flags", () => {
       "-kubeconfig=/k",
       "-metricsAddress=:9090",
       "-watch",
+      "-nftables=false",
     ], {}),
     {
       ...DEFAULTS,
@@ -135,6 +137,7 @@ Deno.test("the new flags", () => {
       nodeName: undefined,
       metricsAddress: ":9090",
       watch: true,
+      nftables: false,
     },
   );
   assert.equal(config(["-metricsAddress=[::1]:0"]).metricsAddress, "[::1]:0");

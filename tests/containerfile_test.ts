@@ -219,7 +219,9 @@ Deno.test({
   ignore: onBookworm(),
   fn: async () => {
     const packages = installedPackages();
-    for (const tool of ["iptables", "iproute2", "bpftool"]) assert.ok(packages.includes(tool));
+    for (const tool of ["iptables", "nftables", "iproute2", "bpftool"]) {
+      assert.ok(packages.includes(tool));
+    }
     const owned = new Set<string>();
     for (const pkg of packages) {
       for (const path of (await output("dpkg", ["-L", pkg])).split("\n")) owned.add(merged(path));
@@ -367,6 +369,14 @@ Deno.test({
           /^-A PREROUTING -s 2001:db8::1\/128 -j DROP$/m,
         );
         await inTree("/usr/sbin/ip6tables-legacy-save", ["-t", "filter"]);
+        await ns.exec("nft", [
+          "add table inet aim; add chain inet aim c { type filter hook input priority 0; }",
+        ]);
+        assert.match(
+          await inTree("/usr/sbin/nft", ["-j", "list chains; list flowtables"]),
+          /"table": "aim", "name": "c".*"hook": "input"/,
+          "nft lists chains as JSON in the tree",
+        );
         assert.match(await inTree("/usr/bin/ip", ["-V"]), /iproute2/);
         assert.match(await inTree("/usr/sbin/bpftool", ["version"]), /bpftool v/);
         assert.match(await inTree("/usr/bin/ip", ["-o", "link", "show", "lo"]), /lo:/);

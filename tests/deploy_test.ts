@@ -564,8 +564,17 @@ Deno.test({
         );
         assert.equal(fewer.code, 2, `without ${dropped}`);
         const errors = errorsOf(fewer);
-        assert.ok(errors.length > 0 && errors.every((e) => e.kind === "iptables"), dropped);
+        assert.ok(
+          errors.length > 0 && errors.every((e) => e.kind === "iptables" || e.kind === "nft"),
+          dropped,
+        );
         assert.ok(errors.some((e) => /not permitted|root|CAP_NET_ADMIN/.test(e.message)), dropped);
+        // nft (the nft view) needs CAP_NET_ADMIN, and nothing else.
+        assert.equal(
+          errors.some((e) => e.kind === "nft"),
+          dropped === "NET_ADMIN",
+          `${dropped}: ${JSON.stringify(errors)}`,
+        );
       }
     }),
 });

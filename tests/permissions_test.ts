@@ -246,13 +246,13 @@ Deno.test({
 Deno.test({
   name: "the plain iptables-save fallback is within the permissions too",
   ignore: netnsRequires({ backends: ["nft"], families: ["ipv4"] }).ignore ||
-    requires({ commands: ["iptables-save", "ip6tables-save"] }).ignore,
+    requires({ commands: ["iptables-save", "ip6tables-save", "nft"] }).ignore,
   fn: async () => {
     const bin = await Deno.makeTempDir({ prefix: "aim-path-" });
     try {
-      // A PATH where only the plain save commands exist, as on a distribution that ships
-      // no -nft-save/-legacy-save names.
-      for (const name of ["iptables-save", "ip6tables-save"]) {
+      // A PATH where only the plain save commands (and nft) exist, as on a distribution
+      // that ships no -nft-save/-legacy-save names.
+      for (const name of ["iptables-save", "ip6tables-save", "nft"]) {
         await Deno.symlink(await Deno.realPath(which(name)), `${bin}/${name}`);
       }
       await withNetns(async (ns) => {
@@ -265,7 +265,10 @@ Deno.test({
         assertNoPermissionTrouble(result);
         const report = parseReport(result);
         assert.deepEqual(report.errors, [], result.stderr);
-        assert.deepEqual(report.families.map((f) => f.source), ["iptables-save (nf_tables)"]);
+        assert.deepEqual(report.families.map((f) => f.source), [
+          "iptables-save (nf_tables)",
+          "nft",
+        ]);
         assert.equal(totalRules(report, "ipv4"), v4.lineCount);
       });
     } finally {

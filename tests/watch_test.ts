@@ -275,6 +275,21 @@ Deno.test("GenerationTracker: changes of scanned families count, others do not",
   assert.equal(both.push(parseMonitorLine(" EVENT: -6 -t filter -A INPUT -j ACCEPT")), true);
 });
 
+Deno.test("GenerationTracker with the nft view: every transaction counts, once", () => {
+  // What xtables-monitor printed for native nft changes (nft 1.0.6, iptables 1.8.9).
+  const tracker = new GenerationTracker(["ipv4"], { everyChange: true });
+  const push = (line: string) => tracker.push(parseMonitorLine(line));
+  assert.equal(push(" EVENT: nft: NEW table: table nd netdev flags 0 use 0 handle 4"), true);
+  assert.equal(push("NEWGEN: GENID=8 PID=11490 NAME=nft"), false, "announced by its event");
+  assert.equal(push(" EVENT: # nft: netdev nd c use 0"), true);
+  assert.equal(push("NEWGEN: GENID=9 PID=11492 NAME=nft"), false);
+  assert.equal(push(" EVENT: -6 -t filter -A INPUT -j ACCEPT"), true, "ip6 counts too");
+  assert.equal(push("NEWGEN: GENID=10 PID=11493 NAME=ip6tables"), false);
+  // A set element: no event line, only the transaction's NEWGEN.
+  assert.equal(push("NEWGEN: GENID=13 PID=11509 NAME=nft"), true);
+  assert.deepEqual(tracker.take().map((g) => g.genId), [8, 9, 10, 13]);
+});
+
 Deno.test("describeGenerations: the latest processes first, each once, at most three", () => {
   assert.equal(describeGenerations([]), undefined);
   assert.equal(
@@ -298,6 +313,7 @@ Deno.test("monitorArguments: one family is filtered, both are not", () => {
   assert.deepEqual(monitorArguments(["ipv4"]), ["--event", "-4"]);
   assert.deepEqual(monitorArguments(["ipv6"]), ["--event", "-6"]);
   assert.deepEqual(monitorArguments(["ipv4", "ipv6"]), ["--event"]);
+  assert.deepEqual(monitorArguments(["ipv4"], { everyFamily: true }), ["--event"]);
 });
 
 // ---------------------------------------------------------------------------------------

@@ -177,6 +177,14 @@ export const FLAGS = [
     usage: "Also re-check within seconds of an nf_tables ruleset change, not only every " +
       "-interval",
   },
+  {
+    name: "nftables",
+    kind: "bool",
+    default: true,
+    usage: "Also check, with nft, what iptables cannot show (native nftables tables of every " +
+      "family, hidden base chains, incompatible tables) against the nftables allowlist file; " +
+      "-nftables=false checks iptables only, as the Go original does",
+  },
   { name: "version", kind: "bool", default: false, usage: "Print the version and exit" },
 ] as const satisfies readonly FlagSpec[];
 
@@ -213,6 +221,8 @@ export interface Config {
   /** `host:port` to serve metrics on; unset means off. */
   readonly metricsAddress?: string;
   readonly watch: boolean;
+  /** Check the nft view (src/nft/) too. */
+  readonly nftables: boolean;
   readonly skipHeaders: boolean;
   readonly addDirHeader: boolean;
 }
@@ -247,6 +257,7 @@ export const ConfigSchema = z.object({
   installRoutesForHealthProbeReply: z.boolean(),
   metricsAddress: z.string().refine(isHostPort, "must be host:port").optional(),
   watch: z.boolean(),
+  nftables: z.boolean(),
   skipHeaders: z.boolean(),
   addDirHeader: z.boolean(),
 }).strict()
@@ -371,6 +382,7 @@ function buildConfig(
     installRoutesForHealthProbeReply: flags.installRoutesForHealthProbeReply,
     metricsAddress,
     watch: flags.watch,
+    nftables: flags.nftables,
     skipHeaders: flags.skip_headers,
     addDirHeader: flags.add_dir_header,
   };

@@ -48,7 +48,8 @@ export interface RulesSource {
 
 /** Something that could not be read; a failed read is never treated as "no rules". */
 export interface ReadError {
-  kind: "iptables" | "rules-file";
+  /** `nft`: the nft view of what iptables cannot show (src/nft/). */
+  kind: "iptables" | "rules-file" | "nft";
   family: Family;
   /** The command or file that failed. */
   source: string;

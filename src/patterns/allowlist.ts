@@ -12,8 +12,11 @@ import { readBoundedFile } from "../bounded_file.ts";
 import { compileGoPatternBytes, compileGoRegexp } from "./regexp.ts";
 import type { CompileResult, GoRegexp } from "./types.ts";
 
+/** The file of patterns for the nft view's lines (`add rule inet t c ...`). */
+export const NFT_ALLOWLIST = "nftables";
+
 /** The file names an allowlist directory may hold; anything else there is ignored. */
-export const ALLOWLIST_FILES: readonly string[] = ["global", ...TABLES];
+export const ALLOWLIST_FILES: readonly string[] = ["global", ...TABLES, NFT_ALLOWLIST];
 
 /** A ConfigMap holds at most 1 MiB, so a larger allowlist file is a mistake. */
 export const MAX_ALLOWLIST_FILE_BYTES = 1024 * 1024;

@@ -80,14 +80,21 @@ export function parseMonitorLine(line: string): MonitorLine {
  * change; a transaction that touched only other families (ip6tables when only IPv4 is
  * scanned, arptables, nft's own tables) is not. A transaction's events precede its
  * `NEWGEN` line, which names the process and closes it.
+ *
+ * With `everyChange` (the nft view is on), every transaction is a change: the nft view
+ * reads tables of every family, and xtables-monitor prints no event at all for many
+ * nft objects (sets, elements, flowtables, rules of native tables print an empty
+ * event), only their transaction's `NEWGEN` line.
  */
 export class GenerationTracker {
   readonly #families: ReadonlySet<Family>;
+  readonly #everyChange: boolean;
   #pendingRelevant = false;
   #seen: Generation[] = [];
 
-  constructor(families: Iterable<Family>) {
+  constructor(families: Iterable<Family>, options: { everyChange?: boolean } = {}) {
     this.#families = new Set(families);
+    this.#everyChange = options.everyChange ?? false;
   }
 
   /** Feeds one line; returns true when it announces a change worth a re-check. */
@@ -99,15 +106,20 @@ export class GenerationTracker {
         this.#pendingRelevant = true;
         return true;
       case "event": {
-        const relevant = line.family !== "other" && this.#families.has(line.family);
+        const relevant = this.#everyChange ||
+          (line.family !== "other" && this.#families.has(line.family));
         if (relevant) this.#pendingRelevant = true;
         return relevant;
       }
-      case "generation":
-        if (this.#pendingRelevant) this.#seen.push(line.generation);
+      case "generation": {
+        const relevant = this.#pendingRelevant || this.#everyChange;
+        if (relevant) this.#seen.push(line.generation);
         if (this.#seen.length > MAX_REMEMBERED) this.#seen.shift();
+        // Already announced by its events, unless only the NEWGEN line told of it.
+        const announce = this.#everyChange && !this.#pendingRelevant;
         this.#pendingRelevant = false;
-        return false;
+        return announce;
+      }
     }
   }
 

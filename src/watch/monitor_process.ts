@@ -71,9 +71,16 @@ export const spawnMonitor: MonitorSpawner = (command, args) => {
   };
 };
 
-/** The monitor's arguments for the families scanned live. */
-export function monitorArguments(families: readonly Family[]): string[] {
+/**
+ * The monitor's arguments for the families scanned live; no family filter when the nft
+ * view is on (it reads tables of every family: inet, arp, bridge, netdev too).
+ */
+export function monitorArguments(
+  families: readonly Family[],
+  options: { everyFamily?: boolean } = {},
+): string[] {
   const args = ["--event"];
+  if (options.everyFamily) return args;
   const v4 = families.includes("ipv4");
   const v6 = families.includes("ipv6");
   if (v4 && !v6) args.push("-4");

@@ -44,6 +44,7 @@
 import type { Config } from "../cli/config.ts";
 import type { Family } from "../iptables/types.ts";
 import type { Logger } from "../report/log.ts";
+import { nftViewOn } from "../nft/read.ts";
 import {
   ChangeDebouncer,
   type DebounceOptions,
@@ -80,6 +81,8 @@ const OVERRUN = /no buffer space available/i;
 /** What {@linkcode RulesetWatcher} needs. */
 export interface WatcherOptions {
   families: readonly Family[];
+  /** The nft view is on: every nf_tables transaction, of any family, is a change. */
+  nftView?: boolean;
   log: Logger;
   /** `-interval`, for the log line that says what happens while the monitor is down. */
   intervalSeconds: number;
@@ -133,8 +136,9 @@ export class RulesetWatcher {
     this.#spawn = options.spawn ?? spawnMonitor;
     this.#timers = options.timers ?? realTimers;
     this.#debouncer = new ChangeDebouncer(options.debounce ?? DEFAULT_DEBOUNCE, this.#timers);
-    this.#tracker = new GenerationTracker(options.families);
-    this.#args = monitorArguments(options.families);
+    const everyChange = options.nftView ?? false;
+    this.#tracker = new GenerationTracker(options.families, { everyChange });
+    this.#args = monitorArguments(options.families, { everyFamily: everyChange });
     this.#backoff = options.backoff ?? { firstMs: FIRST_BACKOFF_MS, maxMs: MAX_BACKOFF_MS };
     this.#done = this.#supervise();
   }
@@ -328,5 +332,10 @@ export function startWatcher(config: Config, log: Logger): RulesetWatcher | unde
     log.warning("-watch has nothing to watch: every family is read from a -rulesFile");
     return undefined;
   }
-  return RulesetWatcher.start({ families, log, intervalSeconds: config.interval });
+  return RulesetWatcher.start({
+    families,
+    nftView: nftViewOn(config),
+    log,
+    intervalSeconds: config.interval,
+  });
 }
