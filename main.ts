@@ -14,7 +14,7 @@ import { formatJsonReport } from "./src/report/json.ts";
 import { createLogger, type Logger } from "./src/report/log.ts";
 import { formatTextReport } from "./src/report/text.ts";
 import { runDaemon } from "./src/daemon.ts";
-import { dryRunReporting, kubeReporting, type Reporting } from "./src/reporting.ts";
+import { dryRunReporting, kubeReporting, type PendingReporting } from "./src/reporting.ts";
 import { scan } from "./src/scan.ts";
 import { startWatcher } from "./src/watch/watcher.ts";
 
@@ -46,15 +46,16 @@ async function main(args: string[]): Promise<number> {
     );
   }
   const metrics = config.metricsAddress !== undefined && !config.once ? new Metrics() : undefined;
-  const reporting = config.dryRun
-    ? dryRunReporting(config, log, metrics)
-    : await kubeReporting(config, log, metrics);
+  // Not awaited here: the Kubernetes client loads while the first check reads the rules.
+  const pending: PendingReporting = config.dryRun
+    ? Promise.resolve(dryRunReporting(config, log, metrics))
+    : kubeReporting(config, log, metrics);
+  if (!config.once) return await serveDaemon(config, log, pending, metrics);
+  const [report, reporting] = await Promise.all([scan(config, { log }), pending]);
   if (typeof reporting === "string") {
     log.error(reporting);
     return 2;
   }
-  if (!config.once) return await serveDaemon(config, log, reporting, metrics);
-  const report = await scan(config, { log });
   const budget = { budgetMs: 10_000, signal: new AbortController().signal };
   await reporting.reportCheck(report, budget);
   await reporting.checkBlockedWrites(budget);
@@ -68,7 +69,7 @@ async function main(args: string[]): Promise<number> {
 async function serveDaemon(
   config: Config,
   log: Logger,
-  reporting: Reporting,
+  reporting: PendingReporting,
   metrics: Metrics | undefined,
 ): Promise<number> {
   let server: MetricsServer | undefined;
