@@ -20,45 +20,43 @@ export type CommandRunner = (
 
 /** Bytes asked for by one read (a pipe holds 64 KiB). */
 const CHUNK_BYTES = 64 * 1024;
-/** At most this many spare read buffers are kept. */
-const MAX_KEPT_CHUNKS = 8;
-
-/**
- * Spare read buffers. The daemon reads megabytes of rules at every check; reading them
- * through the same few buffers each time, decoding each piece as it arrives, allocates
- * no buffer per read and none the size of the output, so that memory does not pile up
- * outside the JavaScript heap between collections.
- */
-const spareChunks: ArrayBuffer[] = [];
 
 /**
  * Drains a byte stream and decodes it as UTF-8, invalid bytes replaced. Reading stdout
  * and stderr at the same time keeps a child that writes megabytes to either pipe from
  * blocking on a full pipe. Never rejects: a broken pipe keeps what arrived.
+ *
+ * The daemon reads megabytes of rules at every check. They are read into one buffer,
+ * grown and finally released by transfer (so its memory goes back at once, not at V8's
+ * next full collection), and decoded once: the text is the only thing a check leaves
+ * for the garbage collector, not also its pieces.
  */
 async function drain(reader: ReadableStreamBYOBReader): Promise<string> {
-  const decoder = new TextDecoder("utf-8", { fatal: false });
-  const pieces: string[] = [];
-  let chunk = spareChunks.pop() ?? new ArrayBuffer(CHUNK_BYTES);
-  /** Whether `chunk` is ours (a pending read holds it, and keeps it if cancelled). */
-  let chunkHeld = true;
+  let buffer = new ArrayBuffer(CHUNK_BYTES);
+  let filled = 0;
+  /** Whether `buffer` is ours (a pending read holds it, and keeps it if cancelled). */
+  let held = true;
   try {
     for (;;) {
-      chunkHeld = false;
-      const { done, value } = await reader.read(new Uint8Array(chunk));
+      if (buffer.byteLength - filled < CHUNK_BYTES) buffer = buffer.transfer(2 * buffer.byteLength);
+      held = false;
+      const { done, value } = await reader.read(new Uint8Array(buffer, filled, CHUNK_BYTES));
       if (value !== undefined) {
-        chunk = value.buffer as ArrayBuffer; // the read hands the buffer back
-        chunkHeld = true;
-        if (value.byteLength > 0) pieces.push(decoder.decode(value, { stream: true }));
+        buffer = value.buffer as ArrayBuffer; // the read hands the buffer back
+        held = true;
+        filled += value.byteLength;
       }
       if (done) break;
     }
   } catch {
     // Cancelled after a timeout, or the pipe broke: keep what arrived.
   }
-  if (chunkHeld && spareChunks.length < MAX_KEPT_CHUNKS) spareChunks.push(chunk);
-  pieces.push(decoder.decode()); // an incomplete sequence at the end becomes U+FFFD
-  return pieces.join("");
+  if (!held) return ""; // a read still holds the buffer and what it held
+  const text = new TextDecoder("utf-8", { fatal: false }).decode(
+    new Uint8Array(buffer, 0, filled),
+  );
+  buffer.transfer(0);
+  return text;
 }
 
 function describe(error: unknown): string {
