@@ -33,6 +33,7 @@ import type { MemorySnapshot } from "./memory.ts";
 import type { DaemonProbe, MatchProbe, PhasesProbe } from "./probe.ts";
 import { type ProfileSummary, summariseCpuProfile, summarisePerf } from "./profile.ts";
 import { renderMarkdown } from "./report.ts";
+import { type FootprintResult, measureFootprint } from "./footprint.ts";
 
 /** The allowlist every run uses: the shipped IPv4 patterns (relative to the repo root). */
 export const INPUT = "patterns/ipv4";
@@ -135,6 +136,8 @@ export interface SuiteResult {
   scenarios: ScenarioResult[];
   matchAlone?: MatchAlone;
   memory: MemoryFloor;
+  /** Memory at 1k/5k/20k services and start-up to a verdict (`bench/footprint.ts`). */
+  footprint?: FootprintResult;
   commands: Record<string, string>;
 }
 
@@ -519,6 +522,13 @@ export async function runSuite(
         log(`${spec.id}: matching alone measured`);
       }
     }
+    const footprint = await measureFootprint({
+      sizes: options.small ? [50] : [1000, 5000, 20000],
+      daemonSeconds: options.small ? 5 : 60,
+      runs: options.small ? 1 : 3,
+      startupSize: options.small ? 50 : 5000,
+      progress: log,
+    });
     return {
       small: options.small,
       startedAt,
@@ -527,6 +537,7 @@ export async function runSuite(
       scenarios,
       matchAlone,
       memory,
+      footprint,
       commands,
     };
   } finally {
@@ -565,6 +576,18 @@ export function missingFigures(result: SuiteResult): string[] {
     }
   }
   need(positive([result.memory.bare.rss, result.memory.kubeOnly.rss]), "bare and kube RSS");
+  const f = result.footprint;
+  need(
+    f !== undefined && f.sizes.length > 0 &&
+      f.sizes.every((s) =>
+        positive(s.oneShotPeakRss) && positive(s.daemon.rss) && s.daemon.checks > 0
+      ),
+    "footprint: one-shot and daemon memory",
+  );
+  need(
+    f?.startup !== undefined && positive(f.startup.oursMs) && f.startup.labelWritten,
+    "footprint: start-up with the label written",
+  );
   if (result.scenarios.some((s) => s.spec.matchAlone)) {
     const m = result.matchAlone;
     need(m !== undefined && positive(m.go.loopMs) && positive(m.ours.matchMs), "matching alone");
