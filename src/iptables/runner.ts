@@ -26,24 +26,25 @@ const CHUNK_BYTES = 64 * 1024;
  * and stderr at the same time keeps a child that writes megabytes to either pipe from
  * blocking on a full pipe. Never rejects: a broken pipe keeps what arrived.
  *
- * The daemon reads megabytes of rules at every check. They are read into one buffer,
- * grown and finally released by transfer (so its memory goes back at once, not at V8's
- * next full collection), and decoded once: the text is the only thing a check leaves
- * for the garbage collector, not also its pieces.
+ * The daemon reads megabytes of rules at every check. Each read lands in one small
+ * buffer and is copied to the end of one growing buffer, released by transfer when done
+ * (its memory goes back at once, not at V8's next full collection), and the whole is
+ * decoded once: the text is the only thing a check leaves for the garbage collector,
+ * not also its pieces.
  */
 async function drain(reader: ReadableStreamBYOBReader): Promise<string> {
-  let buffer = new ArrayBuffer(CHUNK_BYTES);
+  let chunk = new ArrayBuffer(CHUNK_BYTES);
+  let all = new ArrayBuffer(CHUNK_BYTES);
   let filled = 0;
-  /** Whether `buffer` is ours (a pending read holds it, and keeps it if cancelled). */
-  let held = true;
   try {
     for (;;) {
-      if (buffer.byteLength - filled < CHUNK_BYTES) buffer = buffer.transfer(2 * buffer.byteLength);
-      held = false;
-      const { done, value } = await reader.read(new Uint8Array(buffer, filled, CHUNK_BYTES));
+      const { done, value } = await reader.read(new Uint8Array(chunk));
       if (value !== undefined) {
-        buffer = value.buffer as ArrayBuffer; // the read hands the buffer back
-        held = true;
+        chunk = value.buffer as ArrayBuffer; // the read hands the buffer back
+        if (all.byteLength - filled < value.byteLength) {
+          all = all.transfer(Math.max(2 * all.byteLength, filled + value.byteLength));
+        }
+        new Uint8Array(all, filled).set(value);
         filled += value.byteLength;
       }
       if (done) break;
@@ -51,11 +52,8 @@ async function drain(reader: ReadableStreamBYOBReader): Promise<string> {
   } catch {
     // Cancelled after a timeout, or the pipe broke: keep what arrived.
   }
-  if (!held) return ""; // a read still holds the buffer and what it held
-  const text = new TextDecoder("utf-8", { fatal: false }).decode(
-    new Uint8Array(buffer, 0, filled),
-  );
-  buffer.transfer(0);
+  const text = new TextDecoder("utf-8", { fatal: false }).decode(new Uint8Array(all, 0, filled));
+  all.transfer(0);
   return text;
 }
 
