@@ -83,6 +83,10 @@ export interface Startup {
 
 /** Everything this module measures. */
 export interface FootprintResult {
+  startedAt: string;
+  /** /proc/loadavg at the start: the CPU is shared, and times stretch with the load. */
+  loadAverage: string;
+  durationMs: number;
   bare: MemorySnapshot;
   kubeOnly: MemorySnapshot;
   sizes: SizeFootprint[];
@@ -279,6 +283,9 @@ async function measureSize(
 /** Measures memory and start-up as {@linkcode FootprintOptions} say. */
 export async function measureFootprint(options: FootprintOptions): Promise<FootprintResult> {
   const log = options.progress ?? ((message: string) => console.error(message));
+  const started = performance.now();
+  const startedAt = new Date().toISOString();
+  const loadAverage = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
   const commands: Record<string, string> = {};
   const bareArgv = bareProbeArgv();
   commands["floor-bare"] = shown(bareArgv);
@@ -299,7 +306,16 @@ export async function measureFootprint(options: FootprintOptions): Promise<Footp
     sizes.push(measured.size);
     startup ??= measured.startup;
   }
-  return { bare: bare, kubeOnly, sizes, startup, commands };
+  return {
+    startedAt,
+    loadAverage,
+    durationMs: performance.now() - started,
+    bare,
+    kubeOnly,
+    sizes,
+    startup,
+    commands,
+  };
 }
 
 // ---- rendering -------------------------------------------------------------------
@@ -387,6 +403,18 @@ export function footprintTargets(
 export function renderFootprint(f: FootprintResult): string[] {
   const out = [
     "## Footprint: memory",
+    "",
+    `Measured by \`bench/footprint.ts\` on ${f.startedAt.slice(0, 16).replace("T", " ")} UTC in ${
+      (f.durationMs / 60000).toFixed(1)
+    } minutes (load average ${f.loadAverage} at ` +
+    "the start; the 2 cores are shared with other work). Part of `deno task bench`; " +
+    "`deno task bench --footprint` measures and rewrites only these sections.",
+    "",
+    "| target | goal | measured | met |",
+    "| --- | --- | --- | --- |",
+    ...footprintTargets(f).map((t) =>
+      `| ${t.name} | ${t.goal} | ${t.measured} | ${t.met ? "yes" : "**no**"} |`
+    ),
     "",
     "Each size is a clean generated nf_tables node (`bench/ruleset.ts`, IPv4, no planted " +
     "rules), loaded once. The one-shot is `-once -dryRun`; the daemon is the real program " +
@@ -476,8 +504,5 @@ if (import.meta.main) {
     startupSize: Number(argValue(Deno.args, "--startupSize") ?? "5000"),
   });
   if (Deno.args.includes("--json")) console.log(JSON.stringify(result));
-  for (const t of footprintTargets(result)) {
-    console.log(`| ${t.name} | ${t.goal} | ${t.measured} | ${t.met ? "yes" : "**no**"} |`);
-  }
   console.log(renderFootprint(result).join("\n"));
 }
