@@ -16,7 +16,7 @@ import { formatJsonReport } from "./src/report/json.ts";
 import { createLogger, type Logger } from "./src/report/log.ts";
 import { formatTextReport } from "./src/report/text.ts";
 import { runDaemon } from "./src/daemon.ts";
-import { dryRunReporting, kubeReporting, type Reporting } from "./src/reporting.ts";
+import { dryRunReporting, kubeReporting, type PendingReporting } from "./src/reporting.ts";
 import { scan } from "./src/scan.ts";
 import { startWatcher } from "./src/watch/watcher.ts";
 
@@ -49,21 +49,29 @@ async function main(args: string[]): Promise<number> {
     addDirHeader: config.addDirHeader,
   });
   const metrics = config.metricsAddress !== undefined && !config.once ? new Metrics() : undefined;
-  const reporting = config.dryRun
-    ? dryRunReporting(config, log, metrics)
-    : await kubeReporting(config, log, metrics);
+  // Not awaited here: the Kubernetes client loads while the first check reads the rules.
+  const pending: PendingReporting = config.dryRun
+    ? Promise.resolve(dryRunReporting(config, log, metrics))
+    : kubeReporting(config, log, metrics);
+  if (!config.once) return await serveDaemon(config, log, pending, metrics);
+  return await checkOnce(config, log, pending);
+}
+
+/** `-once`: one check, reported, printed; the exit code says what it found. */
+async function checkOnce(
+  config: Config,
+  log: Logger,
+  pending: PendingReporting,
+): Promise<number> {
+  const [report, reporting] = await Promise.all([
+    scan(config, { log, signal: stopSignal }),
+    pending,
+  ]);
   if (typeof reporting === "string") {
     log.error(reporting);
     return 2;
   }
-  if (!config.once) return await serveDaemon(config, log, reporting, metrics);
-  return await checkOnce(config, log, reporting);
-}
-
-/** `-once`: one check, reported, printed; the exit code says what it found. */
-async function checkOnce(config: Config, log: Logger, reporting: Reporting): Promise<number> {
   stopSignal.addEventListener("abort", () => reporting.close(), { once: true });
-  const report = await scan(config, { log, signal: stopSignal });
   const budget = { budgetMs: 10_000, signal: stopSignal };
   const failures = stopSignal.aborted ? [] : await reporting.reportCheck(report, budget);
   const blocked = stopSignal.aborted
@@ -92,7 +100,7 @@ async function checkOnce(config: Config, log: Logger, reporting: Reporting): Pro
 async function serveDaemon(
   config: Config,
   log: Logger,
-  reporting: Reporting,
+  reporting: PendingReporting,
   metrics: Metrics | undefined,
 ): Promise<number> {
   let server: MetricsServer | undefined;

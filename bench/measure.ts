@@ -17,10 +17,12 @@ export interface TimedRun {
   peakRss: number | null;
   /** How `peakRss` was measured. */
   rssMethod: "gnu-time" | "proc-polling";
+  /** User + system CPU time of the process and the children it waited for (GNU time only). */
+  cpuMs: number | null;
 }
 
 const GNU_TIME = "/usr/bin/time";
-const TIME_FORMAT = "aim-peak-rss-kib %M";
+const TIME_FORMAT = "aim-peak-rss-kib %M aim-cpu-s %U %S";
 const POLL_MS = 5;
 
 /** Whether GNU time is installed (Debian package `time`). */
@@ -95,9 +97,13 @@ export async function timeProcess(
     }
     const decoder = new TextDecoder();
     let peakRss: number | null = polledPeak;
+    let cpuMs: number | null = null;
     if (gnuTime) {
-      const match = /aim-peak-rss-kib (\d+)/.exec(await Deno.readTextFile(report));
+      const text = await Deno.readTextFile(report);
+      const match = /aim-peak-rss-kib (\d+)/.exec(text);
       peakRss = match ? Number(match[1]) * 1024 : null;
+      const cpu = /aim-cpu-s ([\d.]+) ([\d.]+)/.exec(text);
+      cpuMs = cpu ? (Number(cpu[1]) + Number(cpu[2])) * 1000 : null;
     }
     return {
       wallMs,
@@ -106,6 +112,7 @@ export async function timeProcess(
       stderr: decoder.decode(output.stderr),
       peakRss,
       rssMethod: gnuTime ? "gnu-time" : "proc-polling",
+      cpuMs,
     };
   } finally {
     if (gnuTime) await Deno.remove(report).catch(() => {});

@@ -9,6 +9,7 @@ import type { MemorySnapshot } from "./memory.ts";
 import { maxKnown, median } from "./measure.ts";
 import { ROOT } from "./ours.ts";
 import type { ScenarioResult, SuiteResult } from "./suite.ts";
+import { footprintTargets, renderFootprint } from "./footprint.ts";
 
 const MiB = 1024 * 1024;
 
@@ -191,6 +192,11 @@ function targets(result: SuiteResult): Target[] {
         `deno with only the Kubernetes client loaded ${mib(result.memory.kubeOnly.rss)}`,
       met: null,
     });
+  }
+  if (result.footprint !== undefined) {
+    for (const t of footprintTargets(result.footprint)) {
+      out.push({ ...t, bound: t.met ? undefined : "see Footprint below" });
+    }
   }
   return out;
 }
@@ -506,6 +512,7 @@ export function renderMarkdown(result: SuiteResult): string {
       "",
     );
   }
+  if (result.footprint !== undefined) out.push(...renderFootprint(result.footprint));
   out.push(...memorySection(result));
   out.push(...profileSection(result));
   out.push(

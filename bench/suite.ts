@@ -36,6 +36,7 @@ import { renderMarkdown } from "./report.ts";
 import { ownedSections } from "./api_transport.ts";
 import { hostileBench } from "./hostile.ts";
 import { SECTION_START as NFT_SECTION_START } from "./nft_view.ts";
+import { type FootprintResult, measureFootprint, renderFootprint } from "./footprint.ts";
 
 /** The allowlist every run uses: the shipped IPv4 patterns (relative to the repo root). */
 export const INPUT = "patterns/ipv4";
@@ -138,6 +139,8 @@ export interface SuiteResult {
   scenarios: ScenarioResult[];
   matchAlone?: MatchAlone;
   memory: MemoryFloor;
+  /** Memory at 1k/5k/20k services and start-up to a verdict (`bench/footprint.ts`). */
+  footprint?: FootprintResult;
   commands: Record<string, string>;
 }
 
@@ -489,6 +492,36 @@ async function measureMatchAlone(
   return { scenario, go, ours, agree: sameSet(goUnexpected, ours.unexpected) };
 }
 
+/** What the footprint measures: three sizes for the full suite, one tiny one for the smoke test. */
+function footprintOptions(small: boolean) {
+  return {
+    sizes: small ? [50] : [1000, 5000, 20000],
+    daemonSeconds: small ? 5 : 60,
+    runs: small ? 1 : 3,
+    startupSize: small ? 50 : 5000,
+    progress: (message: string) => log(message),
+  };
+}
+
+/**
+ * Replaces the footprint sections of an existing BENCHMARKS.md (or puts them before its
+ * Memory section), leaving everything else as the last full run wrote it.
+ */
+export function spliceFootprint(markdown: string, section: string[]): string {
+  const lines = markdown.split("\n");
+  const isFootprint = (line: string) => line.startsWith("## Footprint");
+  let start = lines.findIndex(isFootprint);
+  let end = start;
+  if (start === -1) {
+    start = lines.findIndex((line) => line === "## Memory");
+    if (start === -1) start = lines.length;
+    end = start;
+  } else {
+    while (end < lines.length && (isFootprint(lines[end]) || !lines[end].startsWith("## "))) end++;
+  }
+  return [...lines.slice(0, start), ...section, ...lines.slice(end)].join("\n");
+}
+
 /** Runs the suite; `small` is the smoke test's quick mode; progress goes to `progress`. */
 export async function runSuite(
   options: { small: boolean; progress?: (message: string) => void },
@@ -522,6 +555,7 @@ export async function runSuite(
         log(`${spec.id}: matching alone measured`);
       }
     }
+    const footprint = await measureFootprint(footprintOptions(options.small));
     return {
       small: options.small,
       startedAt,
@@ -530,6 +564,7 @@ export async function runSuite(
       scenarios,
       matchAlone,
       memory,
+      footprint,
       commands,
     };
   } finally {
@@ -568,6 +603,18 @@ export function missingFigures(result: SuiteResult): string[] {
     }
   }
   need(positive([result.memory.bare.rss, result.memory.kubeOnly.rss]), "bare and kube RSS");
+  const f = result.footprint;
+  need(
+    f !== undefined && f.sizes.length > 0 &&
+      f.sizes.every((s) =>
+        positive(s.oneShotPeakRss) && positive(s.daemon.rss) && s.daemon.checks > 0
+      ),
+    "footprint: one-shot and daemon memory",
+  );
+  need(
+    f?.startup !== undefined && positive(f.startup.oursMs) && f.startup.labelWritten,
+    "footprint: start-up with the label written",
+  );
   if (result.scenarios.some((s) => s.spec.matchAlone)) {
     const m = result.matchAlone;
     need(m !== undefined && positive(m.go.loopMs) && positive(m.ours.matchMs), "matching alone");
@@ -584,16 +631,31 @@ export { median };
 
 if (import.meta.main) {
   const args = new Set(Deno.args);
-  const known = new Set(["--small", "--no-write"]);
+  const known = new Set(["--small", "--no-write", "--footprint"]);
   const outIndex = Deno.args.indexOf("--out");
   const out = outIndex >= 0 ? Deno.args[outIndex + 1] : `${ROOT}/BENCHMARKS.md`;
   for (const [i, arg] of Deno.args.entries()) {
     if (!known.has(arg) && arg !== "--out" && i !== outIndex + 1) {
       console.error(
-        `unknown argument ${arg}\nusage: bench/suite.ts [--small] [--no-write] [--out FILE]`,
+        `unknown argument ${arg}\n` +
+          "usage: bench/suite.ts [--small] [--footprint] [--no-write] [--out FILE]",
       );
       Deno.exit(2);
     }
+  }
+  if (args.has("--footprint")) {
+    // Only memory and start-up, spliced into the file the last full run wrote.
+    const footprint = await measureFootprint(footprintOptions(args.has("--small")));
+    const section = renderFootprint(footprint);
+    if (args.has("--no-write")) {
+      console.log(section.join("\n"));
+    } else {
+      const before = await Deno.readTextFile(out).catch(() => "# Benchmarks\n");
+      await Deno.writeTextFile(out, spliceFootprint(before, section));
+      await mustRun([Deno.execPath(), "fmt", "--quiet", out], { cwd: ROOT });
+      log(`wrote the footprint sections of ${out}`);
+    }
+    Deno.exit(0);
   }
   const result = await runSuite({ small: args.has("--small") });
   // The nft view's section (bench/nft_view.ts) is measured by its own script: kept as it is.

@@ -11,7 +11,7 @@
 import { type CheckReport, FamilyCaches } from "./check.ts";
 import type { Config } from "./cli/config.ts";
 import type { Logger } from "./report/log.ts";
-import type { Reporting } from "./reporting.ts";
+import type { PendingReporting, Reporting } from "./reporting.ts";
 import { installHealthProbeRoutes } from "./routes.ts";
 import { scan } from "./scan.ts";
 
@@ -21,7 +21,8 @@ export const SHUTDOWN_GRACE_MS = 3_000;
 /** What the loop needs from outside; tests and -watch add triggers. */
 export interface DaemonDeps {
   log: Logger;
-  reporting: Reporting;
+  /** Awaited only once the first check is done, so loading it and reading rules overlap. */
+  reporting: PendingReporting;
   /** Aborts at SIGTERM or SIGINT (`stop.ts`); the daemon then ends. */
   stop: AbortSignal;
   /** Called after each check (metrics). */
@@ -115,9 +116,13 @@ async function untilDoneOrGrace(work: Promise<void>, stop: AbortSignal, graceMs:
   }
 }
 
-/** Runs checks until SIGTERM or SIGINT; resolves with the exit code. */
+/**
+ * Runs checks until SIGTERM or SIGINT; resolves with the exit code (2 when reporting
+ * cannot be set up).
+ */
 export async function runDaemon(config: Config, deps: DaemonDeps): Promise<number> {
-  const { log, reporting } = deps;
+  const { log } = deps;
+  let reporting: Reporting | undefined;
   const random = deps.random ?? Math.random;
   const stop = { signal: deps.stop };
   const onSignal = () => log.info("stopping: signal received");
@@ -140,14 +145,23 @@ export async function runDaemon(config: Config, deps: DaemonDeps): Promise<numbe
       const changedBy = deps.takeChangeHint?.();
       const report = await scan(config, { log, cache, signal: stop.signal });
       if (stop.signal.aborted) break; // nothing written yet: just go
+      if (reporting === undefined) {
+        const ready = await deps.reporting;
+        if (typeof ready === "string") {
+          log.error(ready);
+          return 2;
+        }
+        reporting = ready;
+      }
+      const reportTo = reporting;
       deps.onCheck?.(report, performance.now() - started);
       // Attribution only for a check a change triggered.
       const hint = hints.update(report, early ? changedBy : undefined, log);
       const budget = { budgetMs, signal: stop.signal };
       await untilDoneOrGrace(
         (async () => {
-          await reporting.reportCheck(report, budget, hint);
-          await reporting.checkBlockedWrites(budget);
+          await reportTo.reportCheck(report, budget, hint);
+          await reportTo.checkBlockedWrites(budget);
         })(),
         stop.signal,
         SHUTDOWN_GRACE_MS,
@@ -169,6 +183,8 @@ export async function runDaemon(config: Config, deps: DaemonDeps): Promise<numbe
     return 0;
   } finally {
     stop.signal.removeEventListener("abort", onSignal);
-    await reporting.close();
+    // Stopped before the first report: close what the loading made, if it made one.
+    const made = reporting ?? await deps.reporting;
+    if (typeof made !== "string") await made.close();
   }
 }

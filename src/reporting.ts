@@ -42,6 +42,13 @@ export interface BlockedWritesOutcome {
   notReported: string[];
 }
 
+/**
+ * Reporting still being set up (the Kubernetes client loads in about a second), or the
+ * line saying why it cannot work. The first check runs meanwhile and waits for it only
+ * to report.
+ */
+export type PendingReporting = Promise<Reporting | string>;
+
 /** Reporting that only logs: `-dryRun`. */
 export function dryRunReporting(config: Config, log: Logger, metrics?: Metrics): Reporting {
   const counter = config.checkMap ? import("./bpf/counter.ts") : undefined;

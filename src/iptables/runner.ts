@@ -47,8 +47,8 @@ export type CommandRunner = (
  * The most stdout a command may print: 32 MiB. The largest ruleset we can justify, the
  * benchmark's 20,000-service nf_tables node (148,205 rules, twice the 10,000 Services
  * Kubernetes documents as a cluster's limit), dumps 16.8 MiB; 32 MiB leaves twice that.
- * While it is read, output costs its size in JavaScript strings, twice at the moment the
- * pieces are joined; output past the limit is dropped at once.
+ * While it is read, output costs its size in one byte buffer, then once as the decoded
+ * string; output past the limit is dropped at once.
  */
 export const MAX_OUTPUT_BYTES = 32 * 1024 * 1024;
 
@@ -57,41 +57,14 @@ export const MAX_STDERR_BYTES = 64 * 1024;
 
 /** Bytes asked for by one read (a pipe holds 64 KiB). */
 const CHUNK_BYTES = 64 * 1024;
-/** At most this many spare read buffers are kept. */
-const MAX_KEPT_CHUNKS = 8;
-
 /**
- * Decodes command output. The one place that decides how bytes become text: invalid
- * UTF-8 is replaced (odd bytes in a rule comment cannot make a read fail). It is only
- * ever given whole UTF-8 sequences, except for an incomplete one at the very end.
+ * Decodes command output. The one place that decides how bytes become text: each
+ * invalid byte becomes one U+FFFD, as Go's regexp sees it, so odd bytes in a rule
+ * comment cannot make a read fail.
  */
 export function decodeOutput(bytes: Uint8Array): string {
-  return decodeGoUtf8(bytes); // each invalid byte one U+FFFD, as Go's regexp sees it
+  return decodeGoUtf8(bytes);
 }
-
-/**
- * How many bytes at the end of `bytes` start a UTF-8 sequence that is not complete yet:
- * they wait for the next read, so that a sequence split between two reads decodes as
- * it would in one piece.
- */
-function incompleteTail(bytes: Uint8Array): number {
-  for (let back = 1; back <= Math.min(3, bytes.length); back++) {
-    const byte = bytes[bytes.length - back];
-    if (byte < 0x80) return 0; // ASCII: nothing is pending
-    if (byte < 0xc0) continue; // a continuation byte: look further back
-    const needs = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : 2;
-    return needs > back ? back : 0;
-  }
-  return 0;
-}
-
-/**
- * Spare read buffers. The daemon reads megabytes of rules at every check; reading them
- * through the same few buffers each time, decoding each piece as it arrives, allocates
- * no buffer per read and none the size of the output, so that memory does not pile up
- * outside the JavaScript heap between collections.
- */
-const spareChunks: ArrayBuffer[] = [];
 
 /** What draining one pipe gave: the text kept, and whether more than the limit arrived. */
 interface Drained {
@@ -100,11 +73,16 @@ interface Drained {
 }
 
 /**
- * Drains a byte stream, keeping at most `limit` bytes as text. Reading stdout and
- * stderr at the same time keeps a child that writes megabytes to either pipe from
- * blocking on a full pipe. With `stopAtLimit`, the first byte past the limit ends the
- * read (`onOverflow` kills the command); otherwise the excess is read and dropped.
+ * Drains a byte stream, keeping at most `limit` bytes, decoded once at the end. Reading
+ * stdout and stderr at the same time keeps a child that writes megabytes to either pipe
+ * from blocking on a full pipe. With `stopAtLimit`, the first byte past the limit ends
+ * the read (`onOverflow` kills the command); otherwise the excess is read and dropped.
  * Never rejects: a broken or cancelled pipe keeps what arrived.
+ *
+ * The daemon reads megabytes of rules at every check. Each read lands in one small
+ * buffer and is copied to the end of one growing buffer, released by transfer when done
+ * (its memory goes back at once, not at V8's next full collection): the text is the only
+ * thing a check leaves for the garbage collector, not also its pieces.
  */
 async function drain(
   reader: ReadableStreamBYOBReader,
@@ -112,38 +90,34 @@ async function drain(
   stopAtLimit: boolean,
   onOverflow: () => void,
 ): Promise<Drained> {
-  const pieces: string[] = [];
-  let kept = 0;
+  let chunk = new ArrayBuffer(CHUNK_BYTES);
+  let all = new ArrayBuffer(CHUNK_BYTES);
+  let filled = 0;
   let overflow = false;
-  let pending = new Uint8Array(0);
-  let chunk = spareChunks.pop() ?? new ArrayBuffer(CHUNK_BYTES);
-  /** Whether `chunk` is ours (a pending read holds it, and keeps it if cancelled). */
-  let chunkHeld = true;
   try {
     for (;;) {
-      chunkHeld = false;
       const { done, value } = await reader.read(new Uint8Array(chunk));
       if (value !== undefined) {
         chunk = value.buffer as ArrayBuffer; // the read hands the buffer back
-        chunkHeld = true;
         let bytes: Uint8Array = value;
-        if (kept + bytes.length > limit) {
+        if (filled + bytes.length > limit) {
           if (!overflow) {
             overflow = true;
             if (stopAtLimit) {
-              pieces.length = 0; // unused: free it now, not at the next collection
+              all = all.transfer(0); // unused: free it now, not at the next collection
+              filled = 0;
               onOverflow();
               break;
             }
           }
-          bytes = bytes.subarray(0, limit - kept);
+          bytes = bytes.subarray(0, limit - filled);
         }
         if (bytes.length > 0) {
-          kept += bytes.length;
-          const joined = pending.length === 0 ? bytes : concat(pending, bytes);
-          const cut = joined.length - incompleteTail(joined);
-          if (cut > 0) pieces.push(decodeOutput(joined.subarray(0, cut)));
-          pending = joined.slice(cut);
+          if (all.byteLength - filled < bytes.length) {
+            all = all.transfer(Math.min(limit, Math.max(2 * all.byteLength, filled + bytes.length)));
+          }
+          new Uint8Array(all, filled).set(bytes);
+          filled += bytes.length;
         }
       }
       if (done) break;
@@ -151,16 +125,10 @@ async function drain(
   } catch {
     // Cancelled after a timeout or an abort, or the pipe broke: keep what arrived.
   }
-  if (chunkHeld && spareChunks.length < MAX_KEPT_CHUNKS) spareChunks.push(chunk);
-  if (pending.length > 0) pieces.push(decodeOutput(pending)); // incomplete at the end
-  return { text: pieces.join(""), overflow };
+  const text = decodeOutput(new Uint8Array(all, 0, filled));
+  all.transfer(0);
+  return { text, overflow };
 }
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const all = new Uint8Array(a.length + b.length);
-  all.set(a);
-  all.set(b, a.length);
-  return all;
 }
 
 function describe(error: unknown): string {

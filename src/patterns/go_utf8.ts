@@ -47,6 +47,8 @@ export function sequenceLength(bytes: Uint8Array, i: number, end = bytes.length)
 }
 
 const valid = new TextDecoder("utf-8", { ignoreBOM: true });
+/** Throws at the first invalid byte: the native fast path for text that is all valid. */
+const strict = new TextDecoder("utf-8", { ignoreBOM: true, fatal: true });
 
 /**
  * Decodes `bytes[start, end)` completely (no bytes held back), one U+FFFD per invalid byte.
@@ -110,5 +112,9 @@ export class GoUtf8Decoder {
 
 /** Decodes a complete byte string as Go's `regexp` iterates it. */
 export function decodeGoUtf8(bytes: Uint8Array): string {
-  return decodeComplete(bytes, 0, bytes.length);
+  try {
+    return strict.decode(bytes); // valid UTF-8 decodes the same either way
+  } catch {
+    return decodeComplete(bytes, 0, bytes.length);
+  }
 }
