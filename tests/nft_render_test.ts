@@ -268,4 +268,9 @@ Deno.test("iptables' built-in chains are standard; other priorities, hooks or ty
   assert.equal(isStandardChain(chain({ name: "SNEAKY" })), false);
   assert.equal(isStandardChain(chain({ table: "security", prio: 150 })), true);
   assert.equal(isStandardChain({ family: "ip", table: "filter", name: "KUBE-FIREWALL" }), true);
+  // Names iptables cannot write (a newline forging dump lines, a space, over 28 bytes).
+  for (const name of ["x\nCOMMIT\n*raw", "a b", "A".repeat(29), "-A", 'q"uote']) {
+    assert.equal(isStandardChain({ family: "ip", table: "filter", name }), false, name);
+  }
+  assert.equal(isStandardChain({ family: "ip", table: "nat", name: "A".repeat(28) }), true);
 });

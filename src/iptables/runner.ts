@@ -114,7 +114,9 @@ async function drain(
         }
         if (bytes.length > 0) {
           if (all.byteLength - filled < bytes.length) {
-            all = all.transfer(Math.min(limit, Math.max(2 * all.byteLength, filled + bytes.length)));
+            all = all.transfer(
+              Math.min(limit, Math.max(2 * all.byteLength, filled + bytes.length)),
+            );
           }
           new Uint8Array(all, filled).set(bytes);
           filled += bytes.length;
@@ -128,7 +130,6 @@ async function drain(
   const text = decodeOutput(new Uint8Array(all, 0, filled));
   all.transfer(0);
   return { text, overflow };
-}
 }
 
 function describe(error: unknown): string {

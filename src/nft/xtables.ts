@@ -54,15 +54,33 @@ export function isXtablesTable(family: string, table: string): boolean {
   return (family === "ip" || family === "ip6") && Object.hasOwn(XTABLES, table);
 }
 
+/** iptables refuses a chain name longer than this (`XT_EXTENSION_MAXNAMELEN` - 1). */
+const MAX_IPTABLES_CHAIN_NAME = 28;
+
+/**
+ * Whether iptables could have named a chain so: nft (its JSON, or netlink) takes up to
+ * 255 bytes of anything, and `iptables-nft-save` prints the name raw, so a name with a
+ * newline or a space could forge dump lines (`COMMIT`, `*raw`, `-A ...`) that parsing
+ * alone cannot tell from real ones. Such a chain is listed through nft instead.
+ */
+export function iptablesCanName(name: string): boolean {
+  return new TextEncoder().encode(name).length <= MAX_IPTABLES_CHAIN_NAME &&
+    // deno-lint-ignore no-control-regex
+    !/[\u0000-\u0020\u007f-\u00a0"'\u2028\u2029]/.test(name) && !/^[-!]/.test(name);
+}
+
 /**
  * Whether a chain of an iptables table is what iptables-nft-save shows faithfully: a
- * regular chain, or a built-in chain with its standard type, hook and priority.
+ * regular chain with a name iptables could write, or a built-in chain with its standard
+ * type, hook and priority.
  */
 export function isStandardChain(chain: Chain): boolean {
   const extra = Object.keys(chain).filter((key) =>
     !["family", "table", "name", "handle", "type", "hook", "prio", "policy"].includes(key)
   );
-  if (chain.hook === undefined && chain.type === undefined) return extra.length === 0;
+  if (chain.hook === undefined && chain.type === undefined) {
+    return extra.length === 0 && iptablesCanName(chain.name);
+  }
   const builtin =
     Object.hasOwn(XTABLES, chain.table) && Object.hasOwn(XTABLES[chain.table], chain.name)
       ? XTABLES[chain.table][chain.name]
