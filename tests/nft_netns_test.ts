@@ -161,6 +161,36 @@ const CASES: HidingCase[] = [
     remove: loadCleanNode,
   },
   {
+    name: "a chain in iptables' filter table named to forge dump lines (no hook)",
+    add: async (ns) => {
+      const file = await Deno.makeTempFile({ prefix: "aim-nft-" });
+      const name = "X\nCOMMIT\n*raw\n:PREROUTING ACCEPT [0:0]";
+      try {
+        await Deno.writeTextFile(
+          file,
+          JSON.stringify({
+            nftables: [
+              { add: { chain: { family: "ip", table: "filter", name } } },
+              {
+                add: {
+                  rule: { family: "ip", table: "filter", chain: name, expr: [{ drop: null }] },
+                },
+              },
+            ],
+          }),
+        );
+        await ns.exec("nft", ["-j", "-f", file]);
+      } finally {
+        await Deno.remove(file);
+      }
+    },
+    expect: [
+      'ipv4|nft|ip filter|add chain ip filter "X\\nCOMMIT\\n*raw\\n:PREROUTING ACCEPT [0:0]"',
+      'ipv4|nft|ip filter|add rule ip filter "X\\nCOMMIT\\n*raw\\n:PREROUTING ACCEPT [0:0]" drop',
+    ],
+    remove: loadCleanNode,
+  },
+  {
     name: "an extra base chain inside ip6tables' raw table",
     add: (ns) =>
       nft(

@@ -37,7 +37,7 @@ import {
   tableKey,
 } from "./objects.ts";
 import { type Json, quoted, word } from "./render.ts";
-import { isStandardChain, isXtablesTable } from "./xtables.ts";
+import { iptablesCanName, isStandardChain, isXtablesTable } from "./xtables.ts";
 
 /** The `source` of the nft view in reports. */
 export const NFT_SOURCE = "nft";
@@ -209,7 +209,7 @@ function isPlainIptablesChain(body: Json): boolean {
   if (typeof body !== "object" || body === null || Array.isArray(body)) return false;
   return typeof body.family === "string" && typeof body.table === "string" &&
     typeof body.name === "string" && isXtablesTable(body.family, body.table) &&
-    Object.keys(body).every((key) => PLAIN_CHAIN_KEYS.has(key));
+    iptablesCanName(body.name) && Object.keys(body).every((key) => PLAIN_CHAIN_KEYS.has(key));
 }
 
 const PLAIN_CHAIN_KEYS = new Set(["family", "table", "name", "handle"]);
