@@ -171,8 +171,14 @@ for (const backend of BACKENDS) {
         assert.deepEqual(unexpectedOf(report), expected);
         assert.equal(report.unexpected, true);
         assert.equal(code, 1);
-        for (const { tables } of report.families) {
-          assert.deepEqual(tables.map((table) => table.table), ["filter"], "no table was forged");
+        for (const { source, tables } of report.families) {
+          // The nft view shows nothing here: iptables' own tables, shown by their save.
+          const expectedTables = source === "nft" ? [] : ["filter"];
+          assert.deepEqual(
+            tables.map((table) => table.table),
+            expectedTables,
+            "no table was forged",
+          );
         }
 
         const text = await monitor(ns, "text");

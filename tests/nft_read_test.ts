@@ -101,7 +101,7 @@ Deno.test("what no rule can cause is an error and leaves the check undecided", a
   for (
     const [outcome, message] of [
       [{ kind: "not-found" }, /nft is not installed/],
-      [{ kind: "denied", message: "Requires run access" }, /could not be started/],
+      [{ kind: "cannot-start", message: "Requires run access" }, /could not be started/],
       [
         {
           kind: "exited",

@@ -259,12 +259,19 @@ export class RulesetWatcher {
       this.#starts++;
       const startedAt = this.#timers.now();
       let up = false;
+      const restarted = this.#starts > 1;
       const upTimer = this.#timers.setTimeout(() => {
         up = true;
-        if (!this.#down) return;
-        this.#down = false;
-        log.info("-watch: xtables-monitor runs again");
-        this.#debouncer.notify("the ruleset monitor is back and may have missed changes");
+        const wasDown = this.#down;
+        if (wasDown) {
+          this.#down = false;
+          log.info("-watch: xtables-monitor runs again");
+        }
+        // Changes made while no monitor listened (it died, or was starting) are seen only
+        // by a check after it listens again. A rule xtables-monitor cannot print ends it.
+        if (wasDown || restarted) {
+          this.#debouncer.notify("the ruleset monitor is back and may have missed changes");
+        }
       }, UP_AFTER_MS);
       let lines = 0;
       const consumed = (async () => {
