@@ -18,6 +18,7 @@ import {
 import { formatUsage } from "../src/cli/usage.ts";
 import { FLAGS, PROGRAM_NAME } from "../src/cli/config.ts";
 import { requires } from "./_support/requires.ts";
+import { prng } from "./_support/prng.ts";
 
 interface Suite {
   program: string;
@@ -357,18 +358,6 @@ Deno.test({
     ]);
   },
 });
-
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Characters whose printability is the same in Go 1.19's Unicode 13 and in V8's tables.
 const CHARS = [

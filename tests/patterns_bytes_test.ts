@@ -18,18 +18,7 @@ import {
 import { requires } from "./_support/requires.ts";
 import { decodeGoUtf8, GoUtf8Decoder } from "../src/patterns/go_utf8.ts";
 import { loadAllowlist, MAX_LINE_BYTES, splitPatternLines } from "../src/patterns/allowlist.ts";
-
-/** A small seeded generator (mulberry32). */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng as random } from "./_support/prng.ts";
 
 const bytes = (...parts: (string | number[])[]): Uint8Array => {
   const out: number[] = [];

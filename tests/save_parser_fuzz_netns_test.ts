@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { readFamily } from "../src/iptables/read.ts";
 import type { Family } from "../src/iptables/types.ts";
 import { type Backend, type Netns, netnsRequires, withNetns } from "./_support/netns.ts";
+import { prng as random } from "./_support/prng.ts";
 
 const RULES_PER_RUN = 40;
 /** iptables keeps at most 255 bytes of a comment. */
@@ -51,18 +52,6 @@ const PIECES = [
   "-",
   "!",
 ];
-
-/** A small seeded generator (mulberry32), so a failure can be replayed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function comment(next: () => number): string {
   const encoder = new TextEncoder();
