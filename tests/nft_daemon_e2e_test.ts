@@ -13,7 +13,7 @@ import { z } from "zod";
 import { generateKubeProxyNft } from "../bench/kube_proxy_nft.ts";
 import { ApiFixture } from "./_support/api_fixture.ts";
 import { type DaemonProcess, startDaemon, waitFor as waitForCondition } from "./_support/daemon.ts";
-import { type Netns, withNetns } from "./_support/netns.ts";
+import { loadNft, withNetns } from "./_support/netns.ts";
 import { requires } from "./_support/requires.ts";
 import { linkNetns } from "./_support/veth.ts";
 
@@ -45,16 +45,6 @@ function waitFor(
   timeoutMs = DEADLINE_MS,
 ): Promise<void> {
   return waitForCondition(what, daemon, condition, timeoutMs);
-}
-
-async function nft(ns: Netns, script: string): Promise<void> {
-  const file = await Deno.makeTempFile({ prefix: "aim-nft-" });
-  try {
-    await Deno.writeTextFile(file, script);
-    await ns.exec("nft", ["-f", file]);
-  } finally {
-    await Deno.remove(file);
-  }
 }
 
 Deno.test({
@@ -111,7 +101,7 @@ Deno.test({
           ]);
           await waitFor(`label "true" on ${node}`, daemon, () =>
             label(node) === "true");
-          await nft(ns, "add rule ip filter INPUT numgen inc mod 2 0 drop\n");
+          await loadNft(ns, "add rule ip filter INPUT numgen inc mod 2 0 drop\n");
           const saved = await ns.exec("iptables-nft-save");
           assert.match(saved, /# Table `filter' is incompatible, use 'nft' tool\./);
           const before = checks(node);
@@ -134,18 +124,18 @@ Deno.test({
         });
 
         await t.step("a native inet table alone keeps it true; removing it resolves", async () => {
-          await nft(
+          await loadNft(
             ns,
             "add table inet sneaky\nadd chain inet sneaky in { type filter hook input priority -10; }\n" +
               "add rule inet sneaky in tcp dport 22 drop\n",
           );
-          await nft(ns, "delete table ip filter\n");
+          await loadNft(ns, "delete table ip filter\n");
           const before = checks(node);
           await waitFor("3 more checks", daemon, () =>
             checks(node) >= before + 3, CHECKS_DEADLINE_MS);
           assert.equal(label(node), "true");
           assert.deepEqual(events(node, RESOLVED), []);
-          await nft(ns, "delete table inet sneaky\n");
+          await loadNft(ns, "delete table inet sneaky\n");
           await waitFor(`label "false" on ${node}`, daemon, () =>
             label(node) === "false");
           await waitFor(`a ${RESOLVED} Event`, daemon, () =>
@@ -154,14 +144,14 @@ Deno.test({
 
         await t.step("-watch: a native table flips the label within seconds", async () => {
           assert.equal(label(watched), "false");
-          await nft(
+          await loadNft(
             ns,
             "add table netdev early\nadd chain netdev early in { type filter hook ingress device lo priority -500; }\n" +
               "add rule netdev early in ip saddr 192.0.2.1 drop\n",
           );
           await waitFor(`label "true" on ${watched}`, watcher, () =>
             label(watched) === "true", REACTION_MS);
-          await nft(ns, "delete table netdev early\n");
+          await loadNft(ns, "delete table netdev early\n");
           await waitFor(`label "false" on ${watched}`, watcher, () =>
             label(watched) === "false", REACTION_MS);
         });
@@ -172,7 +162,7 @@ Deno.test({
             // A table whose objects the default allowlist accepts: kube-proxy's. Its map
             // element changes print only a NEWGEN line in xtables-monitor.
             const before = checks(watched);
-            await nft(ns, await generateKubeProxyNft({ family: "ipv4", services: 3 }));
+            await loadNft(ns, await generateKubeProxyNft({ family: "ipv4", services: 3 }));
             await waitFor(
               "a check after the table",
               watcher,
@@ -184,7 +174,7 @@ Deno.test({
               setTimeout(resolve, 1_500)
             ); // let the debounce settle
             assert.equal(label(watched), "false", "kube-proxy's own objects are allowed");
-            await nft(
+            await loadNft(
               ns,
               "add element ip kube-proxy service-ips { 10.96.0.1 . tcp . 22 : drop }\n",
             );
@@ -195,7 +185,7 @@ Deno.test({
                 label(watched) === "true",
               REACTION_MS,
             );
-            await nft(ns, "delete table ip kube-proxy\n");
+            await loadNft(ns, "delete table ip kube-proxy\n");
             await waitFor(
               `label "false" on ${watched}`,
               watcher,

@@ -13,7 +13,7 @@ import { generateKubeProxyNft } from "../bench/kube_proxy_nft.ts";
 import { generateRuleset } from "../bench/ruleset.ts";
 import { patternLines } from "../src/patterns/allowlist.ts";
 import { askGo } from "./_support/go_oracle.ts";
-import { type Netns, netnsRequires, withNetns } from "./_support/netns.ts";
+import { loadNft, type Netns, netnsRequires, withNetns } from "./_support/netns.ts";
 import { type Report, ReportSchema } from "./_support/report_schema.ts";
 import { missing, requires } from "./_support/requires.ts";
 
@@ -85,16 +85,6 @@ async function loadCleanNode(ns: Netns): Promise<void> {
   }
 }
 
-async function nft(ns: Netns, script: string): Promise<void> {
-  const file = await Deno.makeTempFile({ prefix: "aim-nft-" });
-  try {
-    await Deno.writeTextFile(file, script);
-    await ns.exec("nft", ["-f", file]);
-  } finally {
-    await Deno.remove(file);
-  }
-}
-
 /** One way of hiding a rule: how to add it, what must be reported, how to take it away. */
 interface HidingCase {
   name: string;
@@ -105,7 +95,7 @@ interface HidingCase {
 }
 
 const dropTable = (family: string, name: string) => (ns: Netns) =>
-  nft(ns, `delete table ${family} ${name}\n`);
+  loadNft(ns, `delete table ${family} ${name}\n`);
 
 function nativeTable(
   family: string,
@@ -118,7 +108,7 @@ function nativeTable(
   return {
     name: `a native ${family} table with a ${hook} hook`,
     add: (ns) =>
-      nft(
+      loadNft(
         ns,
         `add table ${family} sneaky\nadd chain ${family} sneaky c { ${chainSpec} }\n` +
           `add rule ${family} sneaky c counter drop\n`,
@@ -137,7 +127,7 @@ const CASES: HidingCase[] = [
     name: "a table iptables-nft-save marks incompatible",
     add: async (ns) => {
       await ns.exec("iptables-nft", ["-w", "30", "-A", "INPUT", "-s", "6.6.6.6/32", "-j", "DROP"]);
-      await nft(ns, "add rule ip filter INPUT numgen inc mod 2 0 drop\n");
+      await loadNft(ns, "add rule ip filter INPUT numgen inc mod 2 0 drop\n");
     },
     expect: [
       "ipv4|nft|ip filter|add table ip filter",
@@ -149,7 +139,7 @@ const CASES: HidingCase[] = [
   {
     name: "an extra base chain inside iptables' filter table",
     add: (ns) =>
-      nft(
+      loadNft(
         ns,
         "add chain ip filter SNEAKY { type filter hook input priority -400; }\n" +
           "add rule ip filter SNEAKY tcp dport 22 drop\n",
@@ -162,27 +152,19 @@ const CASES: HidingCase[] = [
   },
   {
     name: "a chain in iptables' filter table named to forge dump lines (no hook)",
-    add: async (ns) => {
-      const file = await Deno.makeTempFile({ prefix: "aim-nft-" });
+    add: (ns) => {
       const name = "X\nCOMMIT\n*raw\n:PREROUTING ACCEPT [0:0]";
-      try {
-        await Deno.writeTextFile(
-          file,
-          JSON.stringify({
-            nftables: [
-              { add: { chain: { family: "ip", table: "filter", name } } },
-              {
-                add: {
-                  rule: { family: "ip", table: "filter", chain: name, expr: [{ drop: null }] },
-                },
-              },
-            ],
-          }),
-        );
-        await ns.exec("nft", ["-j", "-f", file]);
-      } finally {
-        await Deno.remove(file);
-      }
+      const rule = { family: "ip", table: "filter", chain: name, expr: [{ drop: null }] };
+      return loadNft(
+        ns,
+        JSON.stringify({
+          nftables: [
+            { add: { chain: { family: "ip", table: "filter", name } } },
+            { add: { rule } },
+          ],
+        }),
+        { json: true },
+      );
     },
     expect: [
       'ipv4|nft|ip filter|add chain ip filter "X\\nCOMMIT\\n*raw\\n:PREROUTING ACCEPT [0:0]"',
@@ -193,7 +175,7 @@ const CASES: HidingCase[] = [
   {
     name: "an extra base chain inside ip6tables' raw table",
     add: (ns) =>
-      nft(
+      loadNft(
         ns,
         "add chain ip6 raw SNEAKY { type filter hook prerouting priority -450; }\n" +
           "add rule ip6 raw SNEAKY ip6 saddr 2001:db8::66 drop\n",
@@ -277,7 +259,7 @@ const CASES: HidingCase[] = [
   {
     name: "a native table whose rule rejects what a set of its own lists",
     add: (ns) =>
-      nft(
+      loadNft(
         ns,
         "add table inet t2\nadd set inet t2 bad { type ipv4_addr; }\n" +
           "add element inet t2 bad { 192.0.2.9 }\n" +
@@ -344,7 +326,7 @@ Deno.test({
           "add chain inet ft fwd { type filter hook forward priority 0; }\n" +
           "add rule inet ft fwd meta l4proto tcp flow add @f\n";
         try {
-          await nft(ns, script);
+          await loadNft(ns, script);
         } catch (error) {
           // A kernel feature (nf_flow_table), not a tool CI could install.
           console.warn(`skipped: this kernel has no flowtables: ${error}`);
@@ -361,7 +343,7 @@ Deno.test({
           assert.ok(found.includes(line), `${line}\nnot among:\n${found.join("\n")}`);
         }
         assert.equal(run.code, 1);
-        await nft(ns, "delete table inet ft\n");
+        await loadNft(ns, "delete table inet ft\n");
       });
 
       await t.step("-nftables=false: the Go original's view, the native table unseen", async () => {
@@ -453,8 +435,8 @@ Deno.test({
     withNetns(async (ns) => {
       await loadCleanNode(ns);
       const kubeProxy = async () => {
-        await nft(ns, await generateKubeProxyNft({ family: "ipv4", services: 60 }));
-        await nft(ns, await generateKubeProxyNft({ family: "ipv6", services: 60 }));
+        await loadNft(ns, await generateKubeProxyNft({ family: "ipv4", services: 60 }));
+        await loadNft(ns, await generateKubeProxyNft({ family: "ipv6", services: 60 }));
       };
       await kubeProxy();
       const clean = await monitor(ns);
@@ -467,11 +449,11 @@ Deno.test({
 
       for (const attack of KUBE_PROXY_ATTACKS) {
         await t.step(attack.name, async () => {
-          await nft(ns, attack.script);
+          await loadNft(ns, attack.script);
           const run = await monitor(ns);
           assert.deepEqual(unexpectedOf(run.report), [attack.line]);
           assert.equal(run.code, 1);
-          await nft(ns, "delete table ip kube-proxy\ndelete table ip6 kube-proxy\n");
+          await loadNft(ns, "delete table ip kube-proxy\ndelete table ip6 kube-proxy\n");
           await kubeProxy();
         });
       }

@@ -83,6 +83,24 @@ async function mustRun(
 }
 
 /**
+ * Loads an nft script into `ns` through a temporary file (`nft -f`, or `nft -j -f` for a
+ * JSON script, which can make names the text syntax cannot).
+ */
+export async function loadNft(
+  ns: Netns,
+  script: string,
+  options: { json?: boolean } = {},
+): Promise<void> {
+  const file = await Deno.makeTempFile({ prefix: "aim-nft-" });
+  try {
+    await Deno.writeTextFile(file, script);
+    await ns.exec("nft", options.json ? ["-j", "-f", file] : ["-f", file]);
+  } finally {
+    await Deno.remove(file);
+  }
+}
+
+/**
  * Creates a namespace, runs `body` with it and deletes it afterwards whatever happens.
  * A failure to delete is reported without hiding the body's own error.
  */
