@@ -79,7 +79,8 @@ export function dryRunReporting(config: Config, log: Logger, metrics?: Metrics):
   };
 }
 
-function logCounter(
+/** Logs what reading the BPF counter gave, and calls `onGrew` when it grew. */
+export function logCounter(
   change: Awaited<ReturnType<import("./bpf/counter.ts").CounterWatch["check"]>>,
   log: Logger,
   metrics: Metrics | undefined,
@@ -113,56 +114,16 @@ function logCounter(
 /**
  * Reporting to the API server for `NODE_NAME`. Resolves to an error line when no
  * client configuration works (no kubeconfig and not in a cluster).
+ *
+ * The client and everything that uses it load as one module graph, with one dynamic
+ * import: several imports at once of modules that share the client take half as long
+ * again as one, and this import is what a start to the first report waits for.
  */
 export async function kubeReporting(
   config: Config,
   log: Logger,
   metrics?: Metrics,
 ): Promise<Reporting | string> {
-  const [{ loadKubeConfig }, { createKubeApi }, { NodeReporter }, { summaryOf }, counter] =
-    await Promise.all([
-      import("./kube/config.ts"),
-      import("./kube/client.ts"),
-      import("./kube/reporter.ts"),
-      import("./kube/summary.ts"),
-      import("./bpf/counter.ts"),
-    ]);
-  let api: import("./kube/client.ts").KubeApi;
-  try {
-    api = createKubeApi(loadKubeConfig({ kubeconfig: config.kubeconfig }), {
-      onRequest: (request, result) =>
-        metrics?.recordApiRequest(request.verb, request.resource, result),
-    });
-  } catch (error) {
-    return `no Kubernetes client configuration: ${error instanceof Error ? error.message : error}`;
-  }
-  const nodeName = config.nodeName!;
-  const reporter = new NodeReporter({ api, nodeName, events: config.events, log });
-  const watch = config.checkMap ? counter.CounterWatch.forMap(config.mapPath) : undefined;
-  return {
-    async reportCheck(report, budget, hint) {
-      const { label, event } = await reporter.reportCheck(summaryOf(report), budget, hint);
-      const failures: string[] = [];
-      if (label.kind === "failed") failures.push(`label not written: ${label.message}`);
-      if (label.kind === "missing") {
-        failures.push(`label not written: CiliumNode ${label.name} does not exist`);
-      }
-      if (event?.kind === "failed") failures.push(`${event.reason} Event: ${event.message}`);
-      return failures;
-    },
-    async checkBlockedWrites(budget) {
-      if (!watch) return { notReported: [] };
-      const notReported: string[] = [];
-      const change = await watch.check(budget.signal);
-      await logCounter(change, log, metrics, async () => {
-        const event = await reporter.reportBlocked(budget);
-        if (event?.kind === "failed") notReported.push(`${event.reason} Event: ${event.message}`);
-      });
-      return { unreadable: change.kind === "error" ? change.message : undefined, notReported };
-    },
-    close() {
-      api.close();
-      return Promise.resolve();
-    },
-  };
+  const { createKubeReporting } = await import("./kube_reporting.ts");
+  return createKubeReporting(config, log, metrics);
 }

@@ -142,6 +142,46 @@ Deno.test({
   },
 });
 
+/** Waits until the fixture has answered `count` reads of the CiliumNode. */
+async function served(api: ApiFixture, count: number): Promise<void> {
+  for (let waited = 0; waited < 5_000; waited += 10) {
+    const reads = api.requests({ method: "GET", path: CILIUM_PATH });
+    if (reads.filter((read) => read.status !== undefined).length >= count) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`the fixture did not answer ${count} reads`);
+}
+
+Deno.test({
+  name: "reporter: a CiliumNode read ahead of the first report stands for its read, once",
+  ...needs,
+  async fn() {
+    await withSetup({}, async ({ api, reporter, clock }) => {
+      reporter.readAhead();
+      await served(api, 1);
+      api.setLabel(NODE, LABEL_KEY, "false"); // after the read: the report does not see it
+      const first = await reporter.reportCheck(CLEAN, BUDGET);
+      assert.deepEqual(first.label, { kind: "written", previous: undefined, value: "false" });
+      assert.equal(api.requests({ method: "GET", path: CILIUM_PATH }).length, 1);
+      // The next report reads again.
+      assert.deepEqual((await reporter.reportCheck(CLEAN, BUDGET)).label.kind, "unchanged");
+      assert.equal(api.requests({ method: "GET", path: CILIUM_PATH }).length, 2);
+      // A read ahead that is too old, or that failed, is read again with retries.
+      reporter.readAhead();
+      await served(api, 3);
+      clock.time += 5_001;
+      api.setLabel(NODE, LABEL_KEY, null);
+      assert.deepEqual((await reporter.reportCheck(CLEAN, BUDGET)).label.kind, "written");
+      assert.equal(api.requests({ method: "GET", path: CILIUM_PATH }).length, 4);
+      api.inject({ kind: "status", status: 503 }, { method: "GET", path: CILIUM_PATH, times: 1 });
+      reporter.readAhead();
+      api.setLabel(NODE, LABEL_KEY, null);
+      assert.deepEqual((await reporter.reportCheck(CLEAN, BUDGET)).label.kind, "written");
+      assert.equal(api.requests({ method: "GET", path: CILIUM_PATH }).length, 6);
+    });
+  },
+});
+
 Deno.test({
   name: "reporter: a label changed by hand is put back at the next check",
   ...needs,

@@ -12,7 +12,7 @@ import {
   MAX_OUTPUT_BYTES,
   runCommand,
 } from "./runner.ts";
-import { OUTSIDE_TABLES, parseIptablesSave } from "./save_parser.ts";
+import { OUTSIDE_TABLES, parseIptablesSave, SaveParser } from "./save_parser.ts";
 import type { Family, FamilyRead, ReadError, RulesSource, TableRules } from "./types.ts";
 
 /** The kernel backend a save command reads. */
@@ -108,12 +108,16 @@ function backendFromVersion(outcome: SaveOutcome): Backend | undefined {
   return undefined;
 }
 
-/** Turns one save command's outcome into tables or a one-line error saying what to do. */
+/**
+ * Turns one save command's outcome into tables or a one-line error saying what to do;
+ * `parser` has parsed what the command printed as it arrived.
+ */
 function interpret(
   family: Family,
   command: string,
   backend: Backend | undefined,
   outcome: SaveOutcome,
+  parser: SaveParser,
   timeoutMs: number,
 ): BackendRead {
   const error = (message: string): BackendRead => ({
@@ -186,7 +190,9 @@ function interpret(
       }
       // Rule text cannot make this fail: a line with no place in the dump is a rule that
       // cannot be allowlisted. Only a dump that stops inside a table is incomplete.
-      const parsed = parseIptablesSave(outcome.stdout);
+      // A runner that keeps output rather than handing it over (tests) leaves it here.
+      if (outcome.stdout !== "") parser.feed(outcome.stdout);
+      const parsed = parser.finish();
       const incomplete = parsed.truncated && {
         kind: "iptables" as const,
         family,
@@ -215,30 +221,48 @@ export async function readFamily(
 ): Promise<FamilyRead> {
   const given = guarded(options.run ?? runCommand);
   const { timeoutMs, signal } = options;
-  const run = (command: string, args: string[], runOptions: { timeoutMs: number }) =>
-    given(command, args, { ...runOptions, signal });
+  const run = (
+    command: string,
+    args: string[],
+    runOptions: { timeoutMs: number; onStdout?: (text: string) => void },
+  ) => given(command, args, { ...runOptions, signal });
+  /** A save whose output is parsed as it arrives. */
+  const save = (command: string) => {
+    const parser = new SaveParser();
+    const outcome = run(command, [], { timeoutMs, onStdout: (text) => parser.feed(text) });
+    return outcome.then((outcome) => ({ outcome, parser }));
+  };
   const prefix = toolPrefix(family);
   const variants: { command: string; backend: Backend }[] = [
     { command: `${prefix}-nft-save`, backend: "nf_tables" },
     { command: `${prefix}-legacy-save`, backend: "legacy" },
   ];
-  const outcomes = await Promise.all(
-    variants.map((variant) => run(variant.command, [], { timeoutMs })),
-  );
+  const saves = await Promise.all(variants.map((variant) => save(variant.command)));
+  const outcomes = saves.map(({ outcome }) => outcome);
 
   let reads: BackendRead[];
   if (outcomes.every((outcome) => outcome.kind === "not-found")) {
     const plain = `${prefix}-save`;
-    const [save, version] = await Promise.all([
-      run(plain, [], { timeoutMs }),
+    const [saved, version] = await Promise.all([
+      save(plain),
       run(plain, ["--version"], { timeoutMs }),
     ]);
-    reads = [interpret(family, plain, backendFromVersion(version), save, timeoutMs)];
+    reads = [
+      interpret(
+        family,
+        plain,
+        backendFromVersion(version),
+        saved.outcome,
+        saved.parser,
+        timeoutMs,
+      ),
+    ];
   } else {
     reads = variants.map((variant, index) => {
       const outcome = outcomes[index];
       if (outcome.kind === "not-found") return { kind: "absent" };
-      return interpret(family, variant.command, variant.backend, outcome, timeoutMs);
+      const { parser } = saves[index];
+      return interpret(family, variant.command, variant.backend, outcome, parser, timeoutMs);
     });
     // A kernel without nf_tables holds no nf_tables rules; that is not a failure as long
     // as another backend could be read.

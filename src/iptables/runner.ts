@@ -11,7 +11,7 @@
  * ({@linkcode killAllChildren}).
  */
 
-import { decodeGoUtf8 } from "../patterns/go_utf8.ts";
+import { decodeGoUtf8, GoUtf8Decoder } from "../patterns/go_utf8.ts";
 
 /** How a command run ended. */
 export type CommandOutcome =
@@ -34,6 +34,12 @@ export interface RunOptions {
   maxOutputBytes?: number;
   /** Aborting kills the command (shutdown). */
   signal?: AbortSignal;
+  /**
+   * Takes stdout as it arrives, decoded (a piece never ends inside a character), instead
+   * of keeping it: the outcome's `stdout` is then empty. A save prints megabytes, which
+   * are parsed as they come and so are never held whole, neither as bytes nor as text.
+   */
+  onStdout?: (text: string) => void;
 }
 
 /** Runs `command` with `args`; never throws for a failure of the command itself. */
@@ -47,8 +53,8 @@ export type CommandRunner = (
  * The most stdout a command may print: 32 MiB. The largest ruleset we can justify, the
  * benchmark's 20,000-service nf_tables node (148,205 rules, twice the 10,000 Services
  * Kubernetes documents as a cluster's limit), dumps 16.8 MiB; 32 MiB leaves twice that.
- * While it is read, output costs its size in one byte buffer, then once as the decoded
- * string; output past the limit is dropped at once.
+ * Output past the limit is dropped at once; what is kept costs its size as text (in
+ * pieces, then once joined), unless it is taken as it arrives ({@linkcode RunOptions.onStdout}).
  */
 export const MAX_OUTPUT_BYTES = 32 * 1024 * 1024;
 
@@ -58,9 +64,9 @@ export const MAX_STDERR_BYTES = 64 * 1024;
 /** Bytes asked for by one read (a pipe holds 64 KiB). */
 const CHUNK_BYTES = 64 * 1024;
 /**
- * Decodes command output. The one place that decides how bytes become text: each
- * invalid byte becomes one U+FFFD, as Go's regexp sees it, so odd bytes in a rule
- * comment cannot make a read fail.
+ * Decodes bytes read whole (a rules file) as command output is decoded: each invalid
+ * byte becomes one U+FFFD, as Go's regexp sees it, so odd bytes in a rule comment cannot
+ * make a read fail.
  */
 export function decodeOutput(bytes: Uint8Array): string {
   return decodeGoUtf8(bytes);
@@ -70,28 +76,44 @@ export function decodeOutput(bytes: Uint8Array): string {
 interface Drained {
   text: string;
   overflow: boolean;
+  /** What `onText` threw, if it did: the read stopped there. */
+  takerFailed?: { error: unknown };
 }
 
 /**
- * Drains a byte stream, keeping at most `limit` bytes, decoded once at the end. Reading
- * stdout and stderr at the same time keeps a child that writes megabytes to either pipe
- * from blocking on a full pipe. With `stopAtLimit`, the first byte past the limit ends
- * the read (`onOverflow` kills the command); otherwise the excess is read and dropped.
- * Never rejects: a broken or cancelled pipe keeps what arrived.
+ * Drains a byte stream, keeping at most `limit` bytes. Reading stdout and stderr at the
+ * same time keeps a child that writes megabytes to either pipe from blocking on a full
+ * pipe. With `stopAtLimit`, the first byte past the limit ends the read (`onOverflow`
+ * kills the command); otherwise the excess is read and dropped. Never rejects: a broken
+ * or cancelled pipe keeps what arrived.
  *
- * The daemon reads megabytes of rules at every check. Each read lands in one small
- * buffer and is copied to the end of one growing buffer, released by transfer when done
- * (its memory goes back at once, not at V8's next full collection): the text is the only
- * thing a check leaves for the garbage collector, not also its pieces.
+ * One 64 KiB buffer serves the whole read, and each read is decoded at once: handed to
+ * `onText` when given (nothing is kept), else kept as a piece of text joined at the end.
+ * No buffer grows with the output, so megabytes of output leave no large allocation
+ * behind in the C heap, only strings the garbage collector takes back.
  */
 async function drain(
   reader: ReadableStreamBYOBReader,
   limit: number,
   stopAtLimit: boolean,
   onOverflow: () => void,
+  onText?: (text: string) => void,
 ): Promise<Drained> {
   let chunk = new ArrayBuffer(CHUNK_BYTES);
-  let all = new ArrayBuffer(CHUNK_BYTES);
+  const decoder = new GoUtf8Decoder();
+  const pieces: string[] = [];
+  let takerFailed: { error: unknown } | undefined;
+  const take = (text: string) => {
+    if (onText === undefined) {
+      if (text !== "") pieces.push(text);
+      return;
+    }
+    try {
+      onText(text);
+    } catch (error) {
+      takerFailed ??= { error };
+    }
+  };
   let filled = 0;
   let overflow = false;
   try {
@@ -104,8 +126,7 @@ async function drain(
           if (!overflow) {
             overflow = true;
             if (stopAtLimit) {
-              all = all.transfer(0); // unused: free it now, not at the next collection
-              filled = 0;
+              pieces.length = 0; // unused: the command is killed
               onOverflow();
               break;
             }
@@ -113,13 +134,12 @@ async function drain(
           bytes = bytes.subarray(0, limit - filled);
         }
         if (bytes.length > 0) {
-          if (all.byteLength - filled < bytes.length) {
-            all = all.transfer(
-              Math.min(limit, Math.max(2 * all.byteLength, filled + bytes.length)),
-            );
-          }
-          new Uint8Array(all, filled).set(bytes);
+          take(decoder.decode(bytes, { stream: true }));
           filled += bytes.length;
+          if (takerFailed !== undefined) {
+            onOverflow(); // ends the command: what it prints next has nowhere to go
+            break;
+          }
         }
       }
       if (done) break;
@@ -127,9 +147,8 @@ async function drain(
   } catch {
     // Cancelled after a timeout or an abort, or the pipe broke: keep what arrived.
   }
-  const text = decodeOutput(new Uint8Array(all, 0, filled));
-  all.transfer(0);
-  return { text, overflow };
+  if (takerFailed === undefined && !(overflow && stopAtLimit)) take(decoder.decode());
+  return { text: pieces.join(""), overflow, takerFailed };
 }
 
 function describe(error: unknown): string {
@@ -306,7 +325,13 @@ export const runCommand: CommandRunner = async (command, args, options) => {
     stderrReader.cancel().catch(() => {});
   };
   const limit = options.maxOutputBytes ?? MAX_OUTPUT_BYTES;
-  const stdoutDone = drain(stdoutReader, limit, true, () => end("too-large"));
+  const stdoutDone = drain(
+    stdoutReader,
+    limit,
+    true,
+    () => end("too-large"),
+    options.onStdout,
+  );
   const stderrDone = drain(stderrReader, MAX_STDERR_BYTES, false, () => {});
 
   // The deadline covers the whole run: the exit and the pipes closing (a grandchild that
@@ -329,6 +354,8 @@ export const runCommand: CommandRunner = async (command, args, options) => {
     options.signal?.removeEventListener("abort", onAbort);
     liveGroups.delete(pgid);
   }
+  // A taker that failed is our failure, not the command's: the caller decides what it means.
+  if (stdout.takerFailed !== undefined) throw stdout.takerFailed.error;
   if (ended === "too-large") return { kind: "too-large", limitBytes: limit };
   if (ended !== undefined) return { kind: ended };
 

@@ -45,14 +45,14 @@ export const Unallowable = {
 interface OpenTable {
   name: string;
   startLine: number;
-  /** Where the line after `*name` starts. */
-  bodyStart: number;
   chains: Set<string>;
   rules: Rule[];
   /** Whether only declarations were seen so far (they come before every rule). */
   declaring: boolean;
   /** Why no line of this table can be allowlisted (its name), if so. */
   unallowable: string | undefined;
+  /** The body's physical lines as read (a trailing `\r` kept), to remember the table by. */
+  lines: string[] | undefined;
 }
 
 const COUNTERS = /^\[[0-9]+:[0-9]+\]$/;
@@ -74,13 +74,14 @@ interface KnownTable {
   name: string;
   /** Whether the dump it came from had CRLF line ends (which changes how lines are read). */
   crlf: boolean;
-  /** The `:CHAIN POLICY [p:b]` lines opening the table's body. */
-  declarations: string;
-  /** The rest of the body, up to the `COMMIT` line. */
-  rest: string;
+  /** Its body's physical lines, from the line after `*name` to its `COMMIT` line. */
+  lines: readonly string[];
   table: TableRules;
-  /** Lines from the `*name` line (excluded) to `COMMIT` (included). */
-  lines: number;
+  /**
+   * Whether every line found its place: then the counters of its declarations are in
+   * none of its rules, and a body that differs from it only there reads the same.
+   */
+  countersUnused: boolean;
 }
 
 /** The most tables of one name remembered: one per backend and family that has it. */
@@ -91,124 +92,51 @@ const KNOWN_TOTAL = 32;
 /**
  * The tables of the last dumps parsed. A daemon reads the same rules check after check;
  * a table whose body is unchanged (chain counters aside) is handed back as it was parsed
- * before, so an unchanged ruleset costs a comparison of its text, not a parse, and
+ * before, so an unchanged ruleset costs a comparison of its lines, not a parse, and
  * builds no new objects. Parsed tables are shared, so callers must not change them.
  *
- * Sound because a table's parse depends only on its name, its body and the dump's line
- * ends, and a body always starts and (at its `COMMIT`) ends outside any quoted string.
- * A body holding a `COMMIT` line inside a quoted string is never reused: the first
- * `COMMIT` line found is then not the one that ended the remembered body.
+ * Sound because a table's parse depends only on its name, its body's lines and the
+ * dump's line ends: a body that repeats a remembered one line for line, up to that
+ * one's `COMMIT` line, parses the same way. The lines are mostly the very strings the
+ * rules hold, so remembering them costs little more than the rules.
  */
 class KnownTables {
   #tables: KnownTable[] = [];
 
-  /**
-   * The table named `name` whose body starts at `bodyStart` in `text`, if a table parsed
-   * before had the same body; with where the dump goes on after its `COMMIT` line.
-   */
-  find(
-    text: string,
-    bodyStart: number,
-    name: string,
-    crlf: boolean,
-  ): { table: TableRules; lines: number; next: number } | undefined {
-    if (!this.#tables.some((known) => known.name === name)) return undefined;
-    const commit = findCommitLine(text, bodyStart, crlf);
-    if (commit === undefined) return undefined;
-    const declarationsEnd = endOfDeclarations(text, bodyStart, commit.start);
-    const rest = text.slice(declarationsEnd, commit.start);
-    const declarations = text.slice(bodyStart, declarationsEnd);
-    const index = this.#tables.findIndex((known) =>
-      known.name === name && known.crlf === crlf && known.rest === rest &&
-      sameDeclarations(known.declarations, declarations, crlf)
-    );
-    if (index === -1) return undefined;
-    const [known] = this.#tables.splice(index, 1);
-    this.#tables.unshift(known);
-    return { table: known.table, lines: known.lines, next: commit.next };
+  /** The remembered tables named `name` read with the same line ends, most recent first. */
+  candidates(name: string, crlf: boolean): KnownTable[] {
+    return this.#tables.filter((known) => known.name === name && known.crlf === crlf);
   }
 
-  /** Remembers a table just parsed from `text[bodyStart, commitStart)`. */
-  remember(
-    text: string,
-    bodyStart: number,
-    commitStart: number,
-    crlf: boolean,
-    table: TableRules,
-    lines: number,
-  ): void {
-    const declarationsEnd = endOfDeclarations(text, bodyStart, commitStart);
-    this.#tables.unshift({
-      name: table.table,
-      crlf,
-      declarations: text.slice(bodyStart, declarationsEnd),
-      rest: text.slice(declarationsEnd, commitStart),
-      table,
-      lines,
-    });
+  /** Marks `known` as just used. */
+  used(known: KnownTable): void {
+    const index = this.#tables.indexOf(known);
+    if (index > 0) {
+      this.#tables.splice(index, 1);
+      this.#tables.unshift(known);
+    }
+  }
+
+  /** Remembers a table just parsed. */
+  remember(known: KnownTable): void {
+    this.#tables.unshift(known);
     let sameName = 0;
-    this.#tables = this.#tables.filter((known, i) =>
-      i < KNOWN_TOTAL && (known.name !== table.table || ++sameName <= KNOWN_PER_NAME)
+    this.#tables = this.#tables.filter((table, i) =>
+      i < KNOWN_TOTAL && (table.name !== known.name || ++sameName <= KNOWN_PER_NAME)
     );
   }
 }
 
 const recentTables = new KnownTables();
 
-/** The first line `COMMIT` at or after `from`: where it starts and where the next line does. */
-function findCommitLine(
-  text: string,
-  from: number,
-  crlf: boolean,
-): { start: number; next: number } | undefined {
-  for (let at = text.indexOf("COMMIT", from); at !== -1; at = text.indexOf("COMMIT", at + 1)) {
-    if (at !== from && text.charCodeAt(at - 1) !== LF) continue;
-    let after = at + 6;
-    if (crlf && after < text.length && text.charCodeAt(after) === CR) after++;
-    if (after === text.length) return { start: at, next: text.length + 1 };
-    if (text.charCodeAt(after) === LF) return { start: at, next: after + 1 };
-  }
-  return undefined;
-}
-
-/** Where the lines starting with `:` that open `text[from, to)` end. */
-function endOfDeclarations(text: string, from: number, to: number): number {
-  let at = from;
-  while (at < to && text.charCodeAt(at) === COLON) {
-    const end = text.indexOf("\n", at);
-    if (end === -1 || end >= to) return to;
-    at = end + 1;
-  }
-  return at;
-}
-
-/** Whether two blocks of declarations declare the same chains and policies, in order. */
-function sameDeclarations(a: string, b: string, crlf: boolean): boolean {
-  if (a === b) return true;
-  let atA = 0;
-  let atB = 0;
-  while (atA < a.length && atB < b.length) {
-    let endA = a.indexOf("\n", atA);
-    if (endA === -1) endA = a.length;
-    let endB = b.indexOf("\n", atB);
-    if (endB === -1) endB = b.length;
-    const lineA = a.slice(atA, endA);
-    const lineB = b.slice(atB, endB);
-    if (lineA !== lineB) {
-      // Only the packet and byte counters may differ.
-      const declaredA = canonicalDeclaration(crlf ? withoutCR(lineA) : lineA);
-      const declaredB = canonicalDeclaration(crlf ? withoutCR(lineB) : lineB);
-      if (
-        declaredA === undefined || declaredB === undefined ||
-        declaredA.chain !== declaredB.chain || declaredA.policy !== declaredB.policy
-      ) {
-        return false;
-      }
-    }
-    atA = endA + 1;
-    atB = endB + 1;
-  }
-  return atA >= a.length && atB >= b.length;
+/**
+ * Whether a declaration line of a body matches a remembered one: the same text, or the
+ * same chain and policy with other packet and byte counters.
+ */
+function sameDeclaration(known: string, line: string, crlf: boolean): boolean {
+  const a = canonicalDeclaration(crlf ? withoutCR(known) : known);
+  const b = canonicalDeclaration(crlf ? withoutCR(line) : line);
+  return a !== undefined && b !== undefined && a.chain === b.chain && a.policy === b.policy;
 }
 
 function withoutCR(line: string): string {
@@ -349,88 +277,234 @@ class QuoteScanner {
  * result is returned, the same objects, so results must be treated as read-only.
  */
 export function parseIptablesSave(text: string): ParseResult {
-  const tables: TableRules[] = [];
-  const seenTables = new Set<string>();
-  let open: OpenTable | undefined;
-  let outside: TableRules | undefined;
-  let tableHeaders = 0;
+  const parser = new SaveParser();
+  parser.feed(text);
+  return parser.finish();
+}
+
+/** A table being compared with remembered ones instead of parsed (see {@linkcode KnownTables}). */
+interface Replay {
+  /** The remembered tables whose lines the body repeats so far. */
+  candidates: KnownTable[];
+  /** How many body lines matched. */
+  matched: number;
+  /** Whether every body line so far was a declaration. */
+  declaring: boolean;
+  /** Declaration lines that matched only with other counters: their text as read now. */
+  recounted: Map<number, string>;
+}
+
+/**
+ * {@linkcode parseIptablesSave} for a dump that arrives in pieces, as a save command
+ * prints it: each piece is parsed as it comes (only a line cut by the end of a piece
+ * waits for the next), so the dump is never held whole. Feed it the pieces in order,
+ * split anywhere, then call `finish` once.
+ */
+export class SaveParser {
+  /** Whether tables are remembered and reused across parses ({@linkcode KnownTables}). */
+  readonly #reuse: boolean;
+  #tables: TableRules[] = [];
+  #seenTables = new Set<string>();
+  #open: OpenTable | undefined;
+  #outside: TableRules | undefined;
+  #tableHeaders = 0;
   /** The chain of the previous `-A` line of the open table ("" when none). */
-  let lastChain = "";
+  #lastChain = "";
   /** The rule whose quoted string is still open at the end of the previous line. */
-  let continued: { chain: string } | undefined;
-  const quotes = new QuoteScanner(text);
-  const firstEnd = text.indexOf("\n");
-  const crlf = firstEnd > 0 && text.charCodeAt(firstEnd - 1) === CR;
+  #continued: { chain: string } | undefined;
+  /** Whether the dump's first line ends in `\r\n`; known once that line is complete. */
+  #crlf: boolean | undefined;
+  #lineNumber = 0;
+  #lastLineEmpty = false;
+  /** The text after the last newline fed so far, in the pieces it came in. */
+  #pending: string[] = [];
+  #replay: Replay | undefined;
+
+  /** `reuse: false` parses without consulting or filling the memory of recent tables. */
+  constructor(options: { reuse?: boolean } = {}) {
+    this.#reuse = options.reuse ?? true;
+  }
+
+  /** Parses the lines `text` completes; keeps an unfinished last line for later. */
+  feed(text: string): void {
+    const lastNewline = text.lastIndexOf("\n");
+    if (lastNewline === -1) {
+      if (text !== "") this.#pending.push(text);
+      return;
+    }
+    let whole = text;
+    let end = lastNewline;
+    if (this.#pending.length > 0) {
+      const before = this.#pending.join("");
+      this.#pending = [];
+      whole = before + text;
+      end += before.length;
+    }
+    const quotes = new QuoteScanner(whole);
+    for (let start = 0; start <= end;) {
+      const newline = whole.indexOf("\n", start);
+      this.#physicalLine(whole, start, newline, quotes, true);
+      start = newline + 1;
+    }
+    if (end + 1 < whole.length) this.#pending.push(whole.slice(end + 1));
+  }
+
+  /** Parses what is left (a last line without a newline) and returns the whole result. */
+  finish(): ParseResult {
+    const last = this.#pending.join("");
+    this.#pending = [];
+    this.#physicalLine(last, 0, last.length, new QuoteScanner(last), false);
+    const open = this.#open;
+    if (this.#replay !== undefined) this.#stopReplay();
+    if (open !== undefined) {
+      const tables = this.#tables;
+      tables.push({ table: open.name, rules: open.rules });
+      const lineNumber = this.#lineNumber;
+      const lastLine = lineNumber > 1 && this.#lastLineEmpty ? lineNumber - 1 : lineNumber;
+      return {
+        tables,
+        tableHeaders: this.#tableHeaders,
+        truncated: {
+          line: lastLine,
+          message: `table "${open.name}" (line ${open.startLine}) has no COMMIT at the end; ` +
+            `the dump looks truncated`,
+        },
+      };
+    }
+    return { tables: this.#tables, tableHeaders: this.#tableHeaders };
+  }
+
+  /**
+   * One physical line, `text[start, end)`; `complete` when a newline ends it (the last
+   * line of a dump may have none; an empty one after the final newline is no line).
+   */
+  #physicalLine(
+    text: string,
+    start: number,
+    end: number,
+    quotes: QuoteScanner,
+    complete: boolean,
+  ): void {
+    this.#lineNumber++;
+    this.#lastLineEmpty = end === start;
+    if (!complete && end === start && this.#lineNumber > 1) return; // the final newline
+    if (this.#crlf === undefined) {
+      this.#crlf = complete && end > start && text.charCodeAt(end - 1) === CR;
+    }
+    if (this.#replay !== undefined) this.#replayLine(text, start, end, quotes);
+    else this.#line(text, start, end, quotes);
+  }
 
   /** Keeps a line that cannot be allowlisted, in the open table or outside any. */
-  const unallowable = (chain: string, line: string, reason: string): Rule => {
+  #unallowable(chain: string, line: string, reason: string): Rule {
     const rule: Rule = { chain, text: line, unallowable: reason };
-    if (open !== undefined) {
-      open.rules.push(rule);
+    if (this.#open !== undefined) {
+      this.#open.rules.push(rule);
     } else {
-      if (outside === undefined) {
-        outside = { table: OUTSIDE_TABLES, rules: [] };
-        tables.push(outside);
+      if (this.#outside === undefined) {
+        this.#outside = { table: OUTSIDE_TABLES, rules: [] };
+        this.#tables.push(this.#outside);
       }
-      outside.rules.push(rule);
+      this.#outside.rules.push(rule);
     }
     return rule;
-  };
+  }
 
-  let lineNumber = 0;
-  let lastLineEmpty = false;
-  for (let start = 0; start <= text.length;) {
-    let end = text.indexOf("\n", start);
-    if (end === -1) end = text.length;
-    const next = end + 1;
-    lineNumber++;
-    lastLineEmpty = end === start;
-    if (end === text.length && end === start && lineNumber > 1) break; // the final newline
+  /** A body line of a table that may repeat a remembered one: compared, not parsed. */
+  #replayLine(text: string, start: number, end: number, quotes: QuoteScanner): void {
+    const replay = this.#replay!;
+    const crlf = this.#crlf === true;
+    const at = replay.matched;
+    const declaration = replay.declaring && start < end && text.charCodeAt(start) === COLON;
+    let recounted: string | undefined;
+    const matches = (known: KnownTable): boolean => {
+      const line = known.lines[at];
+      if (line.length === end - start && text.startsWith(line, start)) return true;
+      if (!declaration || line.charCodeAt(0) !== COLON) return false;
+      recounted ??= text.slice(start, end);
+      return sameDeclaration(line, recounted, crlf);
+    };
+    const candidates = replay.candidates;
+    let alive: KnownTable[] | undefined; // undefined while every candidate matches
+    for (let i = 0; i < candidates.length; i++) {
+      if (matches(candidates[i])) alive?.push(candidates[i]);
+      else alive ??= candidates.slice(0, i);
+    }
+    if (alive?.length === 0) {
+      this.#stopReplay();
+      this.#line(text, start, end, quotes);
+      return;
+    }
+    if (alive !== undefined) replay.candidates = alive;
+    if (recounted !== undefined) replay.recounted.set(at, recounted);
+    let done: KnownTable | undefined;
+    for (const known of replay.candidates) {
+      if (known.lines.length === at + 1) done = known;
+    }
+    if (done !== undefined && replay.recounted.size > 0 && !done.countersUnused) {
+      // A line that cannot be allowlisted holds a declaration, counters and all: parse.
+      this.#stopReplay();
+      this.#line(text, start, end, quotes);
+      return;
+    }
+    replay.declaring = declaration;
+    replay.matched++;
+    if (done !== undefined) {
+      // Its COMMIT line: the body repeats a remembered one, which is handed back.
+      recentTables.used(done);
+      this.#tables.push(done.table);
+      this.#replay = undefined;
+      this.#open = undefined;
+    }
+  }
+
+  /** Parses the body lines a replay matched so far: they are a remembered table's. */
+  #stopReplay(): void {
+    const replay = this.#replay!;
+    this.#replay = undefined;
+    const lines = replay.candidates[0].lines;
+    for (let i = 0; i < replay.matched; i++) {
+      const line = replay.recounted.get(i) ?? lines[i];
+      this.#line(line, 0, line.length, new QuoteScanner(line));
+    }
+  }
+
+  /** One line parsed: `text[start, end)`, without its newline. */
+  #line(text: string, start: number, end: number, quotes: QuoteScanner): void {
+    const crlf = this.#crlf === true;
     let stop = end;
     if (crlf && stop > start && text.charCodeAt(stop - 1) === CR) stop--;
 
-    if (continued !== undefined) {
+    if (this.#continued !== undefined) {
       // A quoted string goes on: this line is part of the rule, never structure.
-      unallowable(continued.chain, asGoSeesIt(text.slice(start, stop)), Unallowable.multiLine);
-      if (!quotes.endsQuoted(start, stop, true)) continued = undefined;
-      start = next;
-      continue;
+      const line = text.slice(start, stop);
+      this.#open?.lines?.push(stop === end ? line : text.slice(start, end));
+      this.#unallowable(this.#continued.chain, asGoSeesIt(line), Unallowable.multiLine);
+      if (!quotes.endsQuoted(start, stop, true)) this.#continued = undefined;
+      return;
     }
 
     const first = start < stop ? text.charCodeAt(start) : LF;
+    let open = this.#open;
     const blank = first === LF ||
       ((first === SPACE || first === TAB) && isBlank(text, start, stop));
-    if (open === undefined && (first === HASH || blank)) {
-      start = next;
-      continue;
-    }
-    const lineStart = start;
+    if (open === undefined && (first === HASH || blank)) return;
     const line = text.slice(start, stop);
-    start = next;
+    open?.lines?.push(stop === end ? line : text.slice(start, end));
 
     if (open === undefined) {
       if (first !== STAR) {
-        const rule = unallowable(chainOf(line), line, Unallowable.outside);
-        if (line.startsWith("-A ") && quotes.endsQuoted(lineStart, stop, false)) {
-          continued = { chain: rule.chain };
+        const rule = this.#unallowable(chainOf(line), line, Unallowable.outside);
+        if (line.startsWith("-A ") && quotes.endsQuoted(start, stop, false)) {
+          this.#continued = { chain: rule.chain };
         }
-        continue;
+        return;
       }
       const name = line.slice(1);
-      tableHeaders++;
+      this.#tableHeaders++;
       const badName = name === "" || /[\s]/.test(name);
-      const twice = seenTables.has(name);
-      seenTables.add(name);
-      if (!badName && !twice) {
-        const known = recentTables.find(text, start, name, crlf);
-        if (known !== undefined) {
-          tables.push(known.table);
-          lineNumber += known.lines;
-          lastLineEmpty = false;
-          start = known.next;
-          continue;
-        }
-      }
+      const twice = this.#seenTables.has(name);
+      this.#seenTables.add(name);
       const unallowableTable = badName
         ? Unallowable.badTable
         : twice
@@ -438,37 +512,37 @@ export function parseIptablesSave(text: string): ParseResult {
         : KNOWN_TABLE_NAMES.has(name)
         ? undefined
         : Unallowable.unknownTable;
-      open = {
+      open = this.#open = {
         name,
-        startLine: lineNumber,
-        bodyStart: start,
+        startLine: this.#lineNumber,
         chains: new Set(),
         rules: [],
         declaring: true,
         unallowable: unallowableTable,
+        lines: unallowableTable === undefined && this.#reuse ? [] : undefined,
       };
       if (badName || twice) {
         open.rules.push({ chain: "", text: line, unallowable: unallowableTable });
       }
-      lastChain = "";
-      continue;
+      this.#lastChain = "";
+      if (this.#reuse && !badName && !twice) {
+        const candidates = recentTables.candidates(name, crlf);
+        if (candidates.length > 0) {
+          this.#replay = { candidates, matched: 0, declaring: true, recounted: new Map() };
+        }
+      }
+      return;
     }
 
     if (line === "COMMIT") {
       const table = { table: open.name, rules: open.rules };
-      tables.push(table);
-      if (open.unallowable === undefined) {
-        recentTables.remember(
-          text,
-          open.bodyStart,
-          lineStart,
-          crlf,
-          table,
-          lineNumber - open.startLine,
-        );
+      this.#tables.push(table);
+      if (open.lines !== undefined && this.#reuse) {
+        const countersUnused = open.rules.every((rule) => rule.unallowable === undefined);
+        recentTables.remember({ name: open.name, crlf, lines: open.lines, table, countersUnused });
       }
-      open = undefined;
-      continue;
+      this.#open = undefined;
+      return;
     }
 
     if (first === COLON) {
@@ -483,8 +557,12 @@ export function parseIptablesSave(text: string): ParseResult {
         ? Unallowable.policyOfUserChain
         : undefined;
       if (declaration === undefined || misplaced !== undefined) {
-        unallowable(declaration?.chain ?? "", line, misplaced ?? Unallowable.badDeclaration);
-        continue;
+        this.#unallowable(
+          declaration?.chain ?? "",
+          line,
+          misplaced ?? Unallowable.badDeclaration,
+        );
+        return;
       }
       const { chain, policy } = declaration;
       open.chains.add(chain);
@@ -494,11 +572,11 @@ export function parseIptablesSave(text: string): ParseResult {
           ? { chain, text }
           : { chain, text, unallowable: open.unallowable },
       );
-      continue;
+      return;
     }
 
     let rule = line;
-    let ruleStart = lineStart;
+    let ruleStart = start;
     if (first === BRACKET) {
       // `iptables-save -c` prefixes each rule with its packet and byte counters.
       const end = rule.indexOf("] ");
@@ -508,12 +586,13 @@ export function parseIptablesSave(text: string): ParseResult {
       }
     }
     if (!rule.startsWith("-A ")) {
-      unallowable("", line, Unallowable.unknownLine);
-      continue;
+      this.#unallowable("", line, Unallowable.unknownLine);
+      return;
     }
     open.declaring = false;
     let chain: string;
     let problem = open.unallowable;
+    const lastChain = this.#lastChain;
     const after = 3 + lastChain.length;
     if (
       lastChain !== "" && rule.startsWith(lastChain, 3) &&
@@ -524,7 +603,7 @@ export function parseIptablesSave(text: string): ParseResult {
       chain = chainOf(rule);
       if (chain === "") problem = Unallowable.noChain;
       else if (!open.chains.has(chain)) problem ??= Unallowable.undeclared;
-      else lastChain = chain;
+      else this.#lastChain = chain;
     }
     const parsed: Rule = problem === undefined
       ? { chain, text: rule }
@@ -532,24 +611,9 @@ export function parseIptablesSave(text: string): ParseResult {
     open.rules.push(parsed);
     if (quotes.endsQuoted(ruleStart, stop, false)) {
       if (parsed.unallowable === undefined) parsed.unallowable = Unallowable.multiLine;
-      continued = { chain };
+      this.#continued = { chain };
     }
   }
-
-  if (open !== undefined) {
-    tables.push({ table: open.name, rules: open.rules });
-    const lastLine = lineNumber > 1 && lastLineEmpty ? lineNumber - 1 : lineNumber;
-    return {
-      tables,
-      tableHeaders,
-      truncated: {
-        line: lastLine,
-        message: `table "${open.name}" (line ${open.startLine}) has no COMMIT at the end; ` +
-          `the dump looks truncated`,
-      },
-    };
-  }
-  return { tables, tableHeaders };
 }
 
 const GO_COUNTERS = /^\[([0-9]+):([0-9]+)\] /;

@@ -1,4 +1,4 @@
-import type { KubeApi } from "./client.ts";
+import type { CiliumNodeLabels, KubeApi } from "./client.ts";
 import type { Clock } from "./clock.ts";
 import { KubeApiError } from "./errors.ts";
 import type { KubeLogger } from "./logger.ts";
@@ -48,7 +48,15 @@ export interface LabelContext {
   nodeName: string;
   clock: Clock;
   log: KubeLogger;
+  /**
+   * The CiliumNode as read while the check ran (see {@linkcode NodeReporter.readAhead}),
+   * used instead of reading it again when it came back; undefined if that read failed.
+   */
+  readAhead?: Promise<CiliumNodeLabels | undefined>;
 }
+
+/** How old a CiliumNode read ahead may be and still stand for one read now. */
+export const READ_AHEAD_MAX_AGE_MS = 5_000;
 
 /**
  * Makes the label on the server match `verdict`, writing only when it differs: the
@@ -72,7 +80,8 @@ export async function syncLabel(
     return { kind: "withheld", reasons: summary.unreadable };
   }
   try {
-    const current = await withRetries(() => api.getCiliumNode(nodeName), budget, clock, log);
+    const current = (await context.readAhead) ??
+      await withRetries(() => api.getCiliumNode(nodeName), budget, clock, log);
     const previous = current.labels[LABEL_KEY];
     if (previous === verdict) {
       log.v(2).info(`label ${LABEL_KEY}=${verdict} on CiliumNode ${nodeName} is up to date`);

@@ -1,9 +1,10 @@
-import type { KubeApi } from "./client.ts";
+import type { CiliumNodeLabels, KubeApi } from "./client.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { type EventOutcome, EventRecorder } from "./events.ts";
 import {
   type CheckSummary,
   type LabelOutcome,
+  READ_AHEAD_MAX_AGE_MS,
   syncLabel,
   type Verdict,
   verdictOf,
@@ -58,6 +59,8 @@ export class NodeReporter {
   readonly #events: EventRecorder;
   /** Until the label has been read once: a "true" found then is a warning from before a restart. */
   #beforeFirstLabel = true;
+  /** The CiliumNode being read ahead of the next report, and when that read started. */
+  #readAhead: { started: number; read: Promise<CiliumNodeLabels | undefined> } | undefined;
 
   constructor(options: NodeReporterOptions) {
     this.#options = options;
@@ -68,6 +71,27 @@ export class NodeReporter {
       clock: this.#clock,
       log: options.log,
     });
+  }
+
+  /**
+   * Starts reading the CiliumNode now, while the first check still runs, so that its
+   * report writes the label without waiting for that read (one attempt; on a failure
+   * the report reads again, with retries). Used by a report that starts within
+   * {@linkcode READ_AHEAD_MAX_AGE_MS}; a later one reads afresh.
+   */
+  readAhead(): void {
+    const read = this.#options.api.getCiliumNode(this.#options.nodeName).catch(() => undefined);
+    this.#readAhead = { started: this.#clock.now(), read };
+  }
+
+  /** The read started by {@linkcode readAhead}, once, if it is recent enough. */
+  #takeReadAhead(): Promise<CiliumNodeLabels | undefined> | undefined {
+    const ahead = this.#readAhead;
+    this.#readAhead = undefined;
+    if (ahead === undefined || this.#clock.now() - ahead.started > READ_AHEAD_MAX_AGE_MS) {
+      return undefined;
+    }
+    return ahead.read;
   }
 
   #retryBudget(budget: ReportBudget): RetryBudget {
@@ -94,6 +118,7 @@ export class NodeReporter {
         nodeName: this.#options.nodeName,
         clock: this.#clock,
         log: this.#options.log,
+        readAhead: this.#takeReadAhead(),
       },
       summary,
       retry,

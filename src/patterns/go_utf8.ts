@@ -106,7 +106,11 @@ export class GoUtf8Decoder {
       }
       this.#pending = bytes.slice(end);
     }
-    return decodeComplete(bytes, 0, end);
+    try {
+      return strict.decode(bytes.subarray(0, end)); // the native fast path for valid text
+    } catch {
+      return decodeComplete(bytes, 0, end);
+    }
   }
 }
 
