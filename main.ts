@@ -8,17 +8,15 @@
 // First, before any other module loads: SIGTERM/SIGINT handlers (see src/stop.ts).
 import { exitStatusFor, onForcedExit, stoppedBy, stopSignal } from "./src/stop.ts";
 import { type Config, parseCommandLine } from "./src/cli/config.ts";
-import { Metrics } from "./src/metrics.ts";
-import { type MetricsServer, startMetricsServer } from "./src/metrics_server.ts";
+import type { Metrics } from "./src/metrics.ts";
+import type { MetricsServer } from "./src/metrics_server.ts";
 import { exitCodeFor } from "./src/check.ts";
 import { killAllChildren } from "./src/iptables/runner.ts";
 import { formatJsonReport } from "./src/report/json.ts";
 import { createLogger, type Logger } from "./src/report/log.ts";
 import { formatTextReport } from "./src/report/text.ts";
-import { runDaemon } from "./src/daemon.ts";
 import { dryRunReporting, kubeReporting, type PendingReporting } from "./src/reporting.ts";
 import { scan } from "./src/scan.ts";
-import { startWatcher } from "./src/watch/watcher.ts";
 
 async function writeAll(stream: { write(p: Uint8Array): Promise<number> }, text: string) {
   let bytes = new TextEncoder().encode(text);
@@ -48,7 +46,10 @@ async function main(args: string[]): Promise<number> {
     skipHeaders: config.skipHeaders,
     addDirHeader: config.addDirHeader,
   });
-  const metrics = config.metricsAddress !== undefined && !config.once ? new Metrics() : undefined;
+  // What only the daemon uses (its loop, metrics, -watch) is loaded only for the daemon.
+  const metrics = config.metricsAddress !== undefined && !config.once
+    ? new (await import("./src/metrics.ts")).Metrics()
+    : undefined;
   // Not awaited here: the Kubernetes client loads while the first check reads the rules.
   const pending: PendingReporting = config.dryRun
     ? Promise.resolve(dryRunReporting(config, log, metrics))
@@ -106,6 +107,7 @@ async function serveDaemon(
   let server: MetricsServer | undefined;
   if (metrics && config.metricsAddress !== undefined) {
     try {
+      const { startMetricsServer } = await import("./src/metrics_server.ts");
       server = startMetricsServer(config.metricsAddress, metrics, {
         intervalSeconds: config.interval,
         warn: (line) => log.warning(line),
@@ -120,8 +122,12 @@ async function serveDaemon(
     }
     log.info(`serving /metrics and /healthz on ${config.metricsAddress}`);
   }
-  const watcher = config.watch ? startWatcher(config, log) : undefined;
+  // Loaded only for -watch: it reads xtables-monitor's lines with zod.
+  const watcher = config.watch
+    ? (await import("./src/watch/watcher.ts")).startWatcher(config, log)
+    : undefined;
   try {
+    const { runDaemon } = await import("./src/daemon.ts");
     return await runDaemon(config, {
       log,
       reporting,

@@ -10,7 +10,7 @@
 
 import { type CheckReport, FamilyCaches } from "./check.ts";
 import type { Config } from "./cli/config.ts";
-import { collectGarbage } from "./gc.ts";
+import { releaseMemory } from "./gc.ts";
 import type { Logger } from "./report/log.ts";
 import type { PendingReporting, Reporting } from "./reporting.ts";
 import { installHealthProbeRoutes } from "./routes.ts";
@@ -36,8 +36,8 @@ export interface DaemonDeps {
   /** Who changed the ruleset since the previous call, as a hint (-watch); before each check. */
   takeChangeHint?: () => string | undefined;
   random?: () => number;
-  /** Called once a check is reported, before the wait: {@linkcode collectGarbage} by default. */
-  collectGarbage?: () => void;
+  /** Called once a check is reported, before the wait: {@linkcode releaseMemory} by default. */
+  releaseMemory?: () => void;
 }
 
 /** The delay before the next check: the interval, stretched by up to 10 % at random. */
@@ -173,7 +173,7 @@ export async function runDaemon(config: Config, deps: DaemonDeps): Promise<numbe
         log.info("no user iptables rules found; exiting as -terminateOnSuccess asks");
         return 0;
       }
-      (deps.collectGarbage ?? collectGarbage)();
+      (deps.releaseMemory ?? releaseMemory)();
       const delay = jitteredDelayMs(config.interval, random);
       const waited = new AbortController();
       const done = AbortSignal.any([stop.signal, waited.signal]);

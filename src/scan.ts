@@ -15,6 +15,7 @@ import type { Family } from "./iptables/types.ts";
 import { loadAllowlist } from "./patterns/allowlist.ts";
 import { describeError, printable } from "./report/text.ts";
 import type { Logger } from "./report/log.ts";
+import { collectGarbage } from "./gc.ts";
 
 /** How long one `iptables-save` may take before it is killed. */
 export const SAVE_TIMEOUT_MS = 60_000;
@@ -77,9 +78,12 @@ export async function scan(config: Config, deps: ScanDeps): Promise<CheckReport>
     families.map(async ({ family, dir, rulesFile }) => {
       const [allowlist, read] = await Promise.all([
         loadAllowlist(dir),
-        rulesFile !== undefined
-          ? readRulesFile(rulesFile, family)
-          : readFamily(family, { timeoutMs: SAVE_TIMEOUT_MS, run: deps.run, signal: deps.signal }),
+        rulesFile !== undefined ? readRulesFile(rulesFile, family) : readFamily(family, {
+          timeoutMs: SAVE_TIMEOUT_MS,
+          run: deps.run,
+          signal: deps.signal,
+          again: deps.cache !== undefined,
+        }),
       ]);
       return { family, allowlist, read };
     }),
@@ -101,6 +105,9 @@ export async function scan(config: Config, deps: ScanDeps): Promise<CheckReport>
     }));
   }
   const read = performance.now();
+  // What reading left behind (nft's JSON, the parser's pieces) goes before matching
+  // builds its tables: a check's peak is then the larger of the two, not their sum.
+  collectGarbage();
   const verbose3 = log.v(3);
   const report = checkRules(inputs, {
     node: config.nodeName ?? null,

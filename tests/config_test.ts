@@ -2,13 +2,14 @@ import assert from "node:assert/strict";
 import {
   type CommandLine,
   type Config,
-  ConfigSchema,
   FLAGS,
   parseCommandLine,
   PROGRAM_NAME,
   usageText,
   VERSION,
 } from "../src/cli/config.ts";
+import { ConfigSchema } from "../src/cli/config_schema.ts";
+import { prng } from "./_support/prng.ts";
 
 const NODE = { NODE_NAME: "aks-nodepool1-0" };
 
@@ -256,6 +257,36 @@ Deno.test("every Config produced satisfies the schema; the schema rejects bad on
   assert.equal(ConfigSchema.safeParse({ ...DEFAULTS, rulesFile6: "/x" }).success, false);
   assert.equal(ConfigSchema.safeParse({ ...DEFAULTS, nodeName: undefined }).success, false);
   assert.equal(ConfigSchema.safeParse({ ...DEFAULTS, surprise: 1 }).success, false);
+});
+
+Deno.test("every Config the command line builds, of any flags, meets the schema", () => {
+  const next = prng(20261202);
+  const values: Record<string, string[]> = {
+    interval: ["1", "300", "2147483", "0", "-1", "1.5", "x", "2147484"],
+    v: ["0", "3", "-1", "2147483647", "2147483648", "x"],
+    output: ["text", "json", "xml", ""],
+    metricsAddress: [":9815", "[::1]:9815", "10.0.0.1:65535", "10.0.0.1:65536", "x", ""],
+    rulesFile: ["/tmp/r", ""],
+    rulesFile6: ["/tmp/r6", ""],
+    kubeconfig: ["/k", ""],
+    input: ["/etc/config/", ""],
+  };
+  const booleans = ["once", "dryRun", "ipv6", "events", "checkMap", "watch", "nftables"];
+  let built = 0;
+  for (let i = 0; i < 2000; i++) {
+    const args: string[] = [];
+    for (const [flag, choices] of Object.entries(values)) {
+      if (next() < 0.3) args.push(`-${flag}=${choices[Math.floor(next() * choices.length)]}`);
+    }
+    for (const flag of booleans) if (next() < 0.3) args.push(`-${flag}=${next() < 0.5}`);
+    const env = next() < 0.5 ? NODE : next() < 0.5 ? { NODE_NAME: "" } : {};
+    const result = parseCommandLine(args, env);
+    if (result.kind !== "run") continue;
+    built++;
+    const checked = ConfigSchema.safeParse(result.config);
+    assert.ok(checked.success, `${args.join(" ")}: ${JSON.stringify(checked.error?.issues)}`);
+  }
+  assert.ok(built > 200, `${built} of the command lines were valid`);
 });
 
 Deno.test("NODE_NAME must be a Kubernetes object name (a DNS-1123 subdomain, at most 253)", () => {

@@ -217,7 +217,17 @@ function kernelLacksBackend(outcome: SaveOutcome): boolean {
  */
 export async function readFamily(
   family: Family,
-  options: { timeoutMs: number; run?: CommandRunner; signal?: AbortSignal },
+  options: {
+    timeoutMs: number;
+    run?: CommandRunner;
+    signal?: AbortSignal;
+    /**
+     * Whether a later read will come (the daemon): then each table is remembered, so
+     * that an unchanged one is not parsed again (see save_parser.ts). A one-shot check
+     * does not pay for remembering.
+     */
+    again?: boolean;
+  },
 ): Promise<FamilyRead> {
   const given = guarded(options.run ?? runCommand);
   const { timeoutMs, signal } = options;
@@ -228,7 +238,7 @@ export async function readFamily(
   ) => given(command, args, { ...runOptions, signal });
   /** A save whose output is parsed as it arrives. */
   const save = (command: string) => {
-    const parser = new SaveParser();
+    const parser = new SaveParser({ reuse: options.again ?? false });
     const outcome = run(command, [], { timeoutMs, onStdout: (text) => parser.feed(text) });
     return outcome.then((outcome) => ({ outcome, parser }));
   };

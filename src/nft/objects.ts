@@ -1,5 +1,6 @@
 /**
- * `nft -j` output, checked with zod, turned into one line per object (see render.ts):
+ * `nft -j` output, checked with zod (chains: chain.ts), turned into one line per object
+ * (see render.ts):
  *
  * ```
  * add table inet sneaky
@@ -18,38 +19,17 @@
  */
 
 import { z } from "zod";
+import { asChain, chainLine, itemEntry, jsonObject, priority, tableKey } from "./chain.ts";
 import { canonical, expression, type Json, quoted, rest, statement, word } from "./render.ts";
 
 /** An nft address family. */
 export const NFT_FAMILIES = ["ip", "ip6", "inet", "arp", "bridge", "netdev"] as const;
-
-/**
- * One document `nft -j` prints: `{"nftables": [...]}`. Its items come from `JSON.parse`,
- * so they are JSON values by construction; each is checked by the schema of its kind
- * when it is read (walking all of them through a schema up front costs tens of
- * milliseconds on a node with thousands of chains, most of which need no look).
- */
-export const DocumentSchema = z.object({
-  nftables: z.custom<Json[]>((value) => Array.isArray(value), "nftables is not a list"),
-});
 
 const Base = {
   family: z.string(),
   table: z.string(),
   name: z.string(),
 };
-/** A chain, base (with a hook) or regular. */
-export const ChainSchema = z.looseObject({
-  ...Base,
-  type: z.string().optional(),
-  hook: z.string().optional(),
-  prio: z.union([z.number(), z.string()]).optional(),
-  policy: z.string().optional(),
-  dev: z.union([z.string(), z.array(z.string())]).optional(),
-});
-/** A chain as the checks below use it. */
-export type Chain = z.infer<typeof ChainSchema>;
-
 const TableSchema = z.looseObject({ family: z.string(), name: z.string() });
 const RuleSchema = z.looseObject({
   family: z.string(),
@@ -91,29 +71,6 @@ export interface ObjectLine {
   text: string;
 }
 
-/** `FAMILY TABLE` as written in lines and reports. */
-export function tableKey(family: string, table: string): string {
-  return `${word(family)} ${word(table)}`;
-}
-
-function object(value: Json): { [key: string]: Json } | undefined {
-  return typeof value === "object" && value !== null && !Array.isArray(value) ? value : undefined;
-}
-
-/** The single `{kind: body}` entry of a list item, if it has that shape. */
-export function itemEntry(item: Json): [string, Json] | undefined {
-  const body = object(item);
-  if (body === undefined) return undefined;
-  const keys = Object.keys(body);
-  return keys.length === 1 ? [keys[0], body[keys[0]]] : undefined;
-}
-
-function devices(dev: string | string[] | undefined): string {
-  if (dev === undefined) return "";
-  if (typeof dev === "string") return ` device ${word(dev)};`;
-  return ` devices = { ${dev.map(word).join(", ")} };`;
-}
-
 /** A flowtable's devices, always as a list. */
 function deviceList(dev: string | string[] | undefined): string {
   if (dev === undefined) return "";
@@ -121,36 +78,9 @@ function deviceList(dev: string | string[] | undefined): string {
   return ` devices = { ${list.map(word).join(", ")} };`;
 }
 
-function priority(prio: number | string | undefined): string {
-  return prio === undefined ? "" : ` priority ${typeof prio === "number" ? prio : word(prio)};`;
-}
-
-/** The line of a chain: `add chain F T N` plus its hook, if it is a base chain. */
-export function chainLine(chain: Chain): string {
-  let text = `add chain ${word(chain.family)} ${word(chain.table)} ${word(chain.name)}`;
-  if (chain.hook !== undefined || chain.type !== undefined) {
-    const type = chain.type !== undefined ? `type ${word(chain.type)} ` : "";
-    const hook = chain.hook !== undefined ? `hook ${word(chain.hook)}` : "";
-    const policy = chain.policy !== undefined ? ` policy ${word(chain.policy)};` : "";
-    text += ` { ${type}${hook}${devices(chain.dev)}${priority(chain.prio)}${policy} }`;
-  }
-  return text +
-    rest(chain as { [key: string]: Json }, [
-      "family",
-      "table",
-      "name",
-      "handle",
-      "type",
-      "hook",
-      "prio",
-      "policy",
-      "dev",
-    ]);
-}
-
 /** A line for an object the schema did not accept: its kind and JSON, under its table. */
 function unparsed(kind: string, body: Json): ObjectLine {
-  const fields = object(body);
+  const fields = jsonObject(body);
   const family = typeof fields?.family === "string" ? fields.family : "?";
   const table = typeof fields?.table === "string"
     ? fields.table
@@ -206,9 +136,8 @@ export function objectLines(item: Json): ObjectLine[] {
       return [{ family: table.family, table: tableKey(table.family, table.name), chain: "", text }];
     }
     case "chain": {
-      const parsed = ChainSchema.safeParse(body);
-      if (!parsed.success) return [unparsed(kind, body)];
-      const chain = parsed.data;
+      const chain = asChain(body);
+      if (chain === undefined) return [unparsed(kind, body)];
       return [{
         family: chain.family,
         table: tableKey(chain.family, chain.table),

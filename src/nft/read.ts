@@ -26,16 +26,8 @@
 import type { Config } from "../cli/config.ts";
 import type { CommandOutcome, CommandRunner } from "../iptables/runner.ts";
 import type { Family, ReadError, Rule } from "../iptables/types.ts";
-import {
-  type Chain,
-  chainLine,
-  ChainSchema,
-  DocumentSchema,
-  itemEntry,
-  type ObjectLine,
-  objectLines,
-  tableKey,
-} from "./objects.ts";
+import { asChain, type Chain, chainLine, isDocument, itemEntry, tableKey } from "./chain.ts";
+import type { ObjectLine } from "./objects.ts";
 import { type Json, quoted, word } from "./render.ts";
 import { iptablesCanName, isStandardChain, isXtablesTable } from "./xtables.ts";
 
@@ -59,7 +51,8 @@ export interface NftRead {
 
 /** What step 1 found. */
 export type NftListing =
-  | { kind: "listed"; chains: Chain[]; flowtables: Json[]; broken: ObjectLine[] }
+  /** `broken`: items that are neither a chain nor a flowtable, read in step 2's way. */
+  | { kind: "listed"; chains: Chain[]; flowtables: Json[]; broken: Json[] }
   | { kind: "empty" }
   | { kind: "error"; message: string }
   | { kind: "failed"; message: string };
@@ -135,11 +128,10 @@ function documentItems(stdout: string): Json[] | string {
     } catch {
       return `output is not JSON: ${quoted(firstLine(line).slice(0, 80))}`;
     }
-    const document = DocumentSchema.safeParse(json);
-    if (!document.success) {
+    if (!isDocument(json)) {
       return `output is not an nft JSON document: ${quoted(firstLine(line).slice(0, 80))}`;
     }
-    items.push(...document.data.nftables);
+    items.push(...json.nftables);
   }
   return items;
 }
@@ -179,15 +171,15 @@ export async function listChains(
   if (!Array.isArray(items)) return { kind: "failed", message: items.message };
   const chains: Chain[] = [];
   const flowtables: Json[] = [];
-  const broken: ObjectLine[] = [];
+  const broken: Json[] = [];
   for (const item of items) {
     const entry = itemEntry(item);
     if (entry?.[0] === "metainfo") continue;
     if (entry?.[0] === "chain" && isPlainIptablesChain(entry[1])) continue;
     if (entry?.[0] === "chain") {
-      const chain = ChainSchema.safeParse(entry[1]);
-      if (chain.success) {
-        chains.push(chain.data);
+      const chain = asChain(entry[1]);
+      if (chain !== undefined) {
+        chains.push(chain);
         continue;
       }
     }
@@ -195,7 +187,7 @@ export async function listChains(
       flowtables.push(item);
       continue;
     }
-    broken.push(...objectLines(item));
+    broken.push(item);
   }
   return { kind: "listed", chains, flowtables, broken };
 }
@@ -287,7 +279,14 @@ export async function readNftView(
     return result();
   }
 
-  listing.broken.forEach(add);
+  /**
+   * Every object but a chain is read with zod (objects.ts), loaded only when a check
+   * meets one: a node whose nft holds only iptables' chains never loads it.
+   */
+  let objects: typeof import("./objects.ts") | undefined;
+  const objectLines = async (item: Json) =>
+    (objects ??= await import("./objects.ts")).objectLines(item);
+  for (const item of listing.broken) (await objectLines(item)).forEach(add);
   const inScope = (family: string) => tables.has(reportFamily(family));
   const jobs: Job[] = [];
   /** Lines step 1 already gives, used when a full listing of their table fails. */
@@ -324,7 +323,7 @@ export async function readNftView(
     remember(line);
   }
   for (const item of listing.flowtables) {
-    for (const line of objectLines(item)) {
+    for (const line of await objectLines(item)) {
       if (!inScope(line.family)) continue;
       if (fullTables.has(line.table)) continue; // listed with its table
       add(line); // a flowtable in a table without chains, or in an iptables table
@@ -332,7 +331,8 @@ export async function readNftView(
   }
   if (jobs.length === 0) return result();
 
-  const lines = await listInFull(jobs, run, timeoutMs);
+  objects ??= await import("./objects.ts");
+  const lines = await listInFull(jobs, run, timeoutMs, objects.objectLines);
   if (Array.isArray(lines)) {
     for (const line of lines) if (wanted(jobs, line)) add(line);
     return result();
@@ -364,6 +364,7 @@ async function listInFull(
   jobs: readonly Job[],
   run: CommandRunner,
   timeoutMs: number,
+  objectLines: (item: Json) => ObjectLine[],
 ): Promise<ObjectLine[] | { message: string }> {
   if (jobs.length <= MAX_SEPARATE_LISTINGS && jobs.every(nameable)) {
     const outcomes = await Promise.all(

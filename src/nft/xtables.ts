@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { Chain } from "./objects.ts";
+import type { Chain } from "./chain.ts";
 
 /** Type, hook and priority of a built-in chain. */
 interface BuiltinChain {

@@ -492,11 +492,15 @@ function isWordByte(c: number): boolean {
     (c >= 0x61 && c <= 0x7a);
 }
 
-/** A copy of `a` with room for at least `size` elements (twice the length, or more). */
+/**
+ * `a` with room for at least `size` elements (twice the length, or more), the new ones
+ * zero. Its buffer is moved into the bigger one (`a` is unusable afterwards), so the old
+ * memory goes at once instead of waiting for a collection beside the new.
+ */
 function grow<T extends Int32Array | Uint8Array | Int8Array>(a: T, size: number): T {
-  const bigger = new (a.constructor as new (n: number) => T)(Math.max(size, a.length * 2));
-  bigger.set(a);
-  return bigger;
+  const length = Math.max(size, a.length * 2);
+  const buffer = (a.buffer as ArrayBuffer).transfer(length * a.BYTES_PER_ELEMENT);
+  return new (a.constructor as new (buffer: ArrayBuffer) => T)(buffer);
 }
 
 /** Sorts `a[0, count)` ascending (insertion sort: state sets are mostly small). */
