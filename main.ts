@@ -10,6 +10,7 @@ import { exitStatusFor, onForcedExit, stoppedBy, stopSignal } from "./src/stop.t
 import { type Config, parseCommandLine } from "./src/cli/config.ts";
 import type { Metrics } from "./src/metrics.ts";
 import type { MetricsServer } from "./src/metrics_server.ts";
+import { runDaemon } from "./src/daemon.ts";
 import { exitCodeFor } from "./src/check.ts";
 import { killAllChildren } from "./src/iptables/runner.ts";
 import { formatJsonReport } from "./src/report/json.ts";
@@ -46,16 +47,40 @@ async function main(args: string[]): Promise<number> {
     skipHeaders: config.skipHeaders,
     addDirHeader: config.addDirHeader,
   });
-  // What only the daemon uses (its loop, metrics, -watch) is loaded only for the daemon.
-  const metrics = config.metricsAddress !== undefined && !config.once
-    ? new (await import("./src/metrics.ts")).Metrics()
-    : undefined;
+  const extras = config.once ? undefined : await loadDaemonExtras(config);
+  const metrics = extras?.metrics;
   // Not awaited here: the Kubernetes client loads while the first check reads the rules.
   const pending: PendingReporting = config.dryRun
     ? Promise.resolve(dryRunReporting(config, log, metrics))
     : kubeReporting(config, log, metrics);
-  if (!config.once) return await serveDaemon(config, log, pending, metrics);
+  if (extras !== undefined) return await serveDaemon(config, log, pending, extras);
   return await checkOnce(config, log, pending);
+}
+
+/** What the daemon uses besides its loop, when its flags ask for it. */
+interface DaemonExtras {
+  metrics?: Metrics;
+  startMetricsServer?: typeof import("./src/metrics_server.ts").startMetricsServer;
+  startWatcher?: typeof import("./src/watch/watcher.ts").startWatcher;
+}
+
+/**
+ * Loads the metrics server and the -watch monitor only when the flags ask for them (the
+ * watcher reads its lines with zod), and before the Kubernetes client starts loading:
+ * an import started while the client loads waits until it is done.
+ */
+async function loadDaemonExtras(config: Config): Promise<DaemonExtras> {
+  const serving = config.metricsAddress !== undefined;
+  const [metrics, server, watcher] = await Promise.all([
+    serving ? import("./src/metrics.ts") : undefined,
+    serving ? import("./src/metrics_server.ts") : undefined,
+    config.watch ? import("./src/watch/watcher.ts") : undefined,
+  ]);
+  return {
+    metrics: metrics && new metrics.Metrics(),
+    startMetricsServer: server?.startMetricsServer,
+    startWatcher: watcher?.startWatcher,
+  };
 }
 
 /** `-once`: one check, reported, printed; the exit code says what it found. */
@@ -102,12 +127,11 @@ async function serveDaemon(
   config: Config,
   log: Logger,
   reporting: PendingReporting,
-  metrics: Metrics | undefined,
+  { metrics, startMetricsServer, startWatcher }: DaemonExtras,
 ): Promise<number> {
   let server: MetricsServer | undefined;
-  if (metrics && config.metricsAddress !== undefined) {
+  if (metrics && startMetricsServer && config.metricsAddress !== undefined) {
     try {
-      const { startMetricsServer } = await import("./src/metrics_server.ts");
       server = startMetricsServer(config.metricsAddress, metrics, {
         intervalSeconds: config.interval,
         warn: (line) => log.warning(line),
@@ -122,12 +146,8 @@ async function serveDaemon(
     }
     log.info(`serving /metrics and /healthz on ${config.metricsAddress}`);
   }
-  // Loaded only for -watch: it reads xtables-monitor's lines with zod.
-  const watcher = config.watch
-    ? (await import("./src/watch/watcher.ts")).startWatcher(config, log)
-    : undefined;
+  const watcher = startWatcher?.(config, log);
   try {
-    const { runDaemon } = await import("./src/daemon.ts");
     return await runDaemon(config, {
       log,
       reporting,

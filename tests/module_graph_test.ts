@@ -43,7 +43,10 @@ Deno.test("a one-shot check loads neither the Kubernetes client nor zod", () => 
     "the Kubernetes side is loaded on demand",
   );
   assert.ok(!modules.has(`${ROOT}/src/nft/objects.ts`), "nft objects beyond chains on demand");
-  assert.ok(!modules.has(`${ROOT}/src/daemon.ts`), "the daemon's loop only for the daemon");
+  for (const onDemand of ["src/metrics_server.ts", "src/watch/watcher.ts"]) {
+    assert.ok(!modules.has(`${ROOT}/${onDemand}`), `${onDemand} only when the flags ask`);
+  }
+
   for (const name of packages) {
     assert.ok(name.startsWith("node:"), `main.ts loads ${name} at start`);
   }
