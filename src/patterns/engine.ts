@@ -187,7 +187,12 @@ export class Matcher {
   #offset = new Int32Array(65);
   #context = new Uint8Array(64);
   #byHash = new Map<number, number[]>();
-  #trans: Int32Array = new Int32Array(0);
+  /**
+   * Dense transitions, `#trans[s * k + cls]`: the next state + 1, 0 while unknown, or
+   * {@linkcode T_MATCH} / {@linkcode T_DEAD}. Two bytes each: there are never more than
+   * {@linkcode MAX_STATES} states.
+   */
+  #trans: Int16Array = new Int16Array(0);
   #sparse: Map<number, number>[] = [];
   #eot: Int8Array = new Int8Array(0);
   #initial = -1;
@@ -247,7 +252,7 @@ export class Matcher {
     const bmp = this.#bmp;
     const k = this.#k;
     let trans = this.#trans;
-    // `row` is s * k: a dense transition holds the next state's row + 1.
+    // `row` is s * k: where state s's transitions start.
     let row = s * k;
     for (let i = from; i < n; i++) {
       const unit = line.charCodeAt(i);
@@ -265,12 +270,11 @@ export class Matcher {
       if (t <= 0) {
         if (t === 0) {
           t = this.#step(row / k, cls);
-          if (t > 0) t = (t - 1) * k + 1;
           trans = this.#trans;
         }
         if (t < 0) return t === T_MATCH;
       }
-      row = t - 1;
+      row = (t - 1) * k;
     }
     const end = this.#eot[row / k];
     return end === 0 ? this.#atEnd(row / k) : end === 1;
@@ -342,7 +346,7 @@ export class Matcher {
     }
     // A cache reset inside #state dropped `s`: nothing to record it in.
     if (epoch === this.#epoch) {
-      if (this.#dense) this.#trans[s * this.#a.size + cls] = t > 0 ? (t - 1) * this.#a.size + 1 : t;
+      if (this.#dense) this.#trans[s * this.#a.size + cls] = t;
       else this.#sparse[s].set(cls, t);
     }
     return t;
@@ -480,7 +484,7 @@ export class Matcher {
     this.#epoch++;
     this.#count = 0;
     this.#byHash = new Map();
-    this.#trans = new Int32Array(0);
+    this.#trans = new Int16Array(0);
     this.#sparse = [];
     this.#eot = new Int8Array(0);
     this.#initial = -1;
@@ -493,12 +497,12 @@ function isWordByte(c: number): boolean {
 }
 
 /**
- * `a` with room for at least `size` elements (twice the length, or more), the new ones
+ * `a` with room for at least `size` elements (half as many again, or more), the new ones
  * zero. Its buffer is moved into the bigger one (`a` is unusable afterwards), so the old
  * memory goes at once instead of waiting for a collection beside the new.
  */
-function grow<T extends Int32Array | Uint8Array | Int8Array>(a: T, size: number): T {
-  const length = Math.max(size, a.length * 2);
+function grow<T extends Int32Array | Int16Array | Uint8Array | Int8Array>(a: T, size: number): T {
+  const length = Math.max(size, Math.ceil(a.length * 1.5));
   const buffer = (a.buffer as ArrayBuffer).transfer(length * a.BYTES_PER_ELEMENT);
   return new (a.constructor as new (buffer: ArrayBuffer) => T)(buffer);
 }
