@@ -82,7 +82,7 @@ export async function scan(config: Config, deps: ScanDeps): Promise<CheckReport>
           timeoutMs: SAVE_TIMEOUT_MS,
           run: deps.run,
           signal: deps.signal,
-          again: deps.cache !== undefined,
+          remember: deps.cache !== undefined,
         }),
       ]);
       return { family, allowlist, read };

@@ -222,11 +222,10 @@ export async function readFamily(
     run?: CommandRunner;
     signal?: AbortSignal;
     /**
-     * Whether a later read will come (the daemon): then each table is remembered, so
-     * that an unchanged one is not parsed again (see save_parser.ts). A one-shot check
-     * does not pay for remembering.
+     * Remember each table for the next read (the daemon's), so that an unchanged one is
+     * not parsed again (see save_parser.ts). A one-shot check does not pay for it.
      */
-    again?: boolean;
+    remember?: boolean;
   },
 ): Promise<FamilyRead> {
   const given = guarded(options.run ?? runCommand);
@@ -238,7 +237,7 @@ export async function readFamily(
   ) => given(command, args, { ...runOptions, signal });
   /** A save whose output is parsed as it arrives. */
   const save = (command: string) => {
-    const parser = new SaveParser({ reuse: options.again ?? false });
+    const parser = new SaveParser({ reuse: options.remember ?? false });
     const outcome = run(command, [], { timeoutMs, onStdout: (text) => parser.feed(text) });
     return outcome.then((outcome) => ({ outcome, parser }));
   };

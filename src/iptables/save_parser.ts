@@ -417,17 +417,16 @@ export class SaveParser {
     const at = replay.matched;
     const declaration = replay.declaring && start < end && text.charCodeAt(start) === COLON;
     let recounted: string | undefined;
-    const matches = (known: KnownTable): boolean => {
-      const line = known.lines[at];
-      if (line.length === end - start && text.startsWith(line, start)) return true;
-      if (!declaration || line.charCodeAt(0) !== COLON) return false;
-      recounted ??= text.slice(start, end);
-      return sameDeclaration(line, recounted, crlf);
-    };
     const candidates = replay.candidates;
     let alive: KnownTable[] | undefined; // undefined while every candidate matches
     for (let i = 0; i < candidates.length; i++) {
-      if (matches(candidates[i])) alive?.push(candidates[i]);
+      const line = candidates[i].lines[at];
+      let same = line.length === end - start && text.startsWith(line, start);
+      if (!same && declaration && line.charCodeAt(0) === COLON) {
+        recounted ??= text.slice(start, end);
+        same = sameDeclaration(line, recounted, crlf);
+      }
+      if (same) alive?.push(candidates[i]);
       else alive ??= candidates.slice(0, i);
     }
     if (alive?.length === 0) {
