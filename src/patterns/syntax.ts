@@ -129,14 +129,18 @@ const unhex = (r: number | undefined): number => {
   return -1;
 };
 
-/** Text of code points, an invalid byte shown as U+FFFD (as Go's JSON and logs show it). */
+/**
+ * Text of code points, an invalid byte shown as U+FFFD (as Go's JSON and logs show it).
+ * Joined once, so a pattern's source is one flat string kept for the process's life, not
+ * a chain of a pair per character.
+ */
 export function runesText(runes: readonly number[], from = 0, to = runes.length): string {
-  let out = "";
+  const parts: string[] = [];
   for (let i = from; i < to; i++) {
     const r = runes[i];
-    out += r >= INVALID_BYTE ? "\ufffd" : String.fromCodePoint(r);
+    parts.push(r >= INVALID_BYTE ? "\ufffd" : String.fromCodePoint(r));
   }
-  return out;
+  return parts.join("");
 }
 
 /** The code points of a (well-formed) string. */
