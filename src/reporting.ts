@@ -1,7 +1,8 @@
 /**
  * The Kubernetes edge of the daemon: the label, the Events and the BPF block counter,
  * behind one small interface so the loop does not know about client-node. The client
- * is loaded only here, on first use: a `-dryRun` run never pays for loading it.
+ * comes with kube_reporting.ts, imported only here, on first use: a `-dryRun` run never
+ * pays for loading it.
  *
  * @module
  */

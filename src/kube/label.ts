@@ -49,14 +49,11 @@ export interface LabelContext {
   clock: Clock;
   log: KubeLogger;
   /**
-   * The CiliumNode as read while the check ran (see {@linkcode NodeReporter.readAhead}),
-   * used instead of reading it again when it came back; undefined if that read failed.
+   * The CiliumNode as read while the check ran (`NodeReporter.readAhead`), used instead
+   * of reading it again when it came back; undefined if that read failed.
    */
   readAhead?: Promise<CiliumNodeLabels | undefined>;
 }
-
-/** How old a CiliumNode read ahead may be and still stand for one read now. */
-export const READ_AHEAD_MAX_AGE_MS = 5_000;
 
 /**
  * Makes the label on the server match `verdict`, writing only when it differs: the

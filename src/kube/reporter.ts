@@ -4,7 +4,6 @@ import { type EventOutcome, EventRecorder } from "./events.ts";
 import {
   type CheckSummary,
   type LabelOutcome,
-  READ_AHEAD_MAX_AGE_MS,
   syncLabel,
   type Verdict,
   verdictOf,
@@ -19,6 +18,9 @@ import {
   unexpectedRulesMessage,
 } from "./messages.ts";
 import type { RetryBudget } from "./retry.ts";
+
+/** How old a CiliumNode read ahead may be and still stand for one read now. */
+export const READ_AHEAD_MAX_AGE_MS = 5_000;
 
 /** What {@linkcode NodeReporter} needs. */
 export interface NodeReporterOptions {

@@ -106,11 +106,7 @@ export class GoUtf8Decoder {
       }
       this.#pending = bytes.slice(end);
     }
-    try {
-      return strict.decode(bytes.subarray(0, end)); // the native fast path for valid text
-    } catch {
-      return decodeComplete(bytes, 0, end);
-    }
+    return decodeGoUtf8(bytes.subarray(0, end));
   }
 }
 
