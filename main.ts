@@ -90,7 +90,7 @@ async function checkOnce(
   pending: PendingReporting,
 ): Promise<number> {
   const [report, reporting] = await Promise.all([
-    scan(config, { log, signal: stopSignal }),
+    scan(config, { log, signal: stopSignal, clientLoading: !config.dryRun }),
     pending,
   ]);
   if (typeof reporting === "string") {

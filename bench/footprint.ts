@@ -470,8 +470,10 @@ export function renderFootprint(f: FootprintResult): string[] {
       "",
       "On a loaded machine the times stretch with the CPU each process needs; the CPU " +
         "times say what each costs whatever the load. Ours loads the client while the save " +
-        "runs, so with a core free for each its time approaches the larger of the two, plus " +
-        "parsing, matching and two API requests.",
+        "runs under `stdbuf -o` (it finishes into its own buffer while loading the client " +
+        "blocks our only JavaScript thread), so its time is about the larger of the two, " +
+        "plus what follows the loading on that thread: reading the saved output, parsing, " +
+        "matching and two API requests.",
       "",
     );
   }

@@ -146,7 +146,13 @@ export async function runDaemon(config: Config, deps: DaemonDeps): Promise<numbe
     while (!stop.signal.aborted) {
       const started = performance.now();
       const changedBy = deps.takeChangeHint?.();
-      const report = await scan(config, { log, cache, signal: stop.signal });
+      const report = await scan(config, {
+        log,
+        cache,
+        signal: stop.signal,
+        // The first check runs while the client loads (see src/reporting.ts).
+        clientLoading: reporting === undefined && !config.dryRun,
+      });
       if (stop.signal.aborted) break; // nothing written yet: just go
       if (reporting === undefined) {
         const ready = await deps.reporting;

@@ -28,6 +28,14 @@ export interface ScanDeps {
   cache?: FamilyCaches;
   /** Aborting kills the save commands under way (shutdown); the report is then discarded. */
   signal?: AbortSignal;
+  /**
+   * The Kubernetes client loads on this thread meanwhile (the first check of a run that
+   * reports), which blocks it for about as long as a save runs. The commands then keep
+   * their output in buffers of their own, so that they finish meanwhile instead of
+   * stopping at a full pipe; and the collection between reading and matching is left
+   * out: the daemon collects after the check, and a one-shot exits.
+   */
+  clientLoading?: boolean;
 }
 
 function familiesOf(config: Config): { family: Family; dir: string; rulesFile?: string }[] {
@@ -69,8 +77,9 @@ export async function scan(config: Config, deps: ScanDeps): Promise<CheckReport>
   const started = performance.now();
   const given = deps.run ?? runCommand;
   // Every command of the check stops when the program does (shutdown).
+  const bufferInChild = deps.clientLoading ?? false;
   const run: CommandRunner = (command, args, options) =>
-    given(command, args, { ...options, signal: deps.signal });
+    given(command, args, { ...options, signal: deps.signal, bufferInChild });
   const families = familiesOf(config);
   // The cheap first step of the nft view runs next to the saves (see src/nft/read.ts).
   const listing = nftViewOn(config) ? listChains(run, SAVE_TIMEOUT_MS) : undefined;
@@ -83,6 +92,7 @@ export async function scan(config: Config, deps: ScanDeps): Promise<CheckReport>
           run: deps.run,
           signal: deps.signal,
           remember: deps.cache !== undefined,
+          bufferInChild,
         }),
       ]);
       return { family, allowlist, read };
@@ -107,7 +117,7 @@ export async function scan(config: Config, deps: ScanDeps): Promise<CheckReport>
   const read = performance.now();
   // What reading left behind (nft's JSON, the parser's pieces) goes before matching
   // builds its tables: a check's peak is then the larger of the two, not their sum.
-  collectGarbage();
+  if (!deps.clientLoading) collectGarbage();
   const verbose3 = log.v(3);
   const report = checkRules(inputs, {
     node: config.nodeName ?? null,

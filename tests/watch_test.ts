@@ -290,6 +290,21 @@ Deno.test("GenerationTracker with the nft view: every transaction counts, once",
   assert.deepEqual(tracker.take().map((g) => g.genId), [8, 9, 10, 13]);
 });
 
+Deno.test("GenerationTracker: a monitor that died mid-transaction does not swallow the next one", () => {
+  const tracker = new GenerationTracker(["ipv4"], { everyChange: true });
+  const push = (line: string) => tracker.push(parseMonitorLine(line));
+  // xtables-monitor 1.8.9 ends at a kube-proxy nftables-mode rule, before the NEWGEN line.
+  assert.equal(push(" EVENT: -4 -t kube-proxy -N services"), true);
+  tracker.endOfStream();
+  // The next monitor's first line: a set element added, which prints only its NEWGEN.
+  assert.equal(push("NEWGEN: GENID=20 PID=30219 NAME=nft"), true);
+  // Without the nft view, the same NEWGEN is no change of a scanned family.
+  const plain = new GenerationTracker(["ipv4"]);
+  plain.push(parseMonitorLine(" EVENT: -4 -t filter -A INPUT -j DROP"));
+  plain.endOfStream();
+  assert.equal(plain.push(parseMonitorLine("NEWGEN: GENID=21 PID=30220 NAME=nft")), false);
+});
+
 Deno.test("describeGenerations: the latest processes first, each once, at most three", () => {
   assert.equal(describeGenerations([]), undefined);
   assert.equal(
@@ -612,4 +627,43 @@ Deno.test("RulesetWatcher: close during a backoff sleep ends at once", async () 
   await settle();
   assert.equal(trigger.value, "stop");
   assert.equal(watcher.pid, undefined);
+});
+
+Deno.test("RulesetWatcher: a rule xtables-monitor cannot print -> a re-check and a quick restart", async () => {
+  const clock = new FakeClock();
+  const spawner = fakeSpawner(() => "spawn");
+  const { watcher, log } = watcherWith(spawner, clock);
+  // Failures before it ever ran well have doubled the backoff; this one must not wait.
+  spawner.processes[0].exit(1, null, "cannot open nfnetlink socket: Operation not permitted");
+  await clock.advance(1_000);
+  spawner.processes[1].exit(1, null, "cannot open nfnetlink socket: Operation not permitted");
+  await clock.advance(2_000);
+  assert.equal(spawner.processes.length, 3);
+  await clock.advance(3_000);
+  const trigger = track(watcher.nextTrigger(never()));
+  // What xtables-monitor 1.8.9 prints when a kube-proxy nftables-mode rule arrives.
+  spawner.processes[2].emit(" EVENT: -4 -t kube-proxy -N services");
+  spawner.processes[2].exit(
+    3,
+    null,
+    "Error: cmp sreg undef\nxtables-monitor v1.8.9 (nf_tables): Parsing nftables rule failed\n" +
+      "Perhaps xtables-monitor or your kernel needs to be upgraded.\n",
+  );
+  await clock.advance(100);
+  assert.equal(spawner.processes.length, 4, "restarted at once, not after the backoff");
+  await clock.advance(FAST.quietMs);
+  assert.match(trigger.value ?? "", /missed changes/);
+  assert.equal(
+    log.records.filter((r) => r.severity === "W").length,
+    1,
+    "only the first failure warned",
+  );
+  // The same exit from a monitor that never ran is a failure like any other: backoff.
+  spawner.processes[3].exit(3, null, "Parsing nftables rule failed");
+  await clock.advance(999);
+  assert.equal(spawner.processes.length, 4);
+  await clock.advance(1);
+  assert.equal(spawner.processes.length, 5);
+  await watcher.close();
+  assert.ok(spawner.processes.every((p) => p.ended), "every process ended and was awaited");
 });

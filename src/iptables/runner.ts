@@ -40,6 +40,13 @@ export interface RunOptions {
    * are parsed as they come and so are never held whole, neither as bytes nor as text.
    */
   onStdout?: (text: string) => void;
+  /**
+   * The command keeps its stdout in a buffer of its own (`stdbuf -o`, as large as the
+   * output limit) and writes it when it is done, so it runs to its end while this thread
+   * cannot read: the first check, while the Kubernetes client loads. Where stdbuf cannot
+   * run it (not installed, not allowed, no libstdbuf.so), the command runs as it is.
+   */
+  bufferInChild?: boolean;
 }
 
 /** Runs `command` with `args`; never throws for a failure of the command itself. */
@@ -290,12 +297,38 @@ function whyNotStarted(path: string, error: unknown): string {
   return `${path}: ${describe(error)}`;
 }
 
+/** What runs a command with {@linkcode RunOptions.bufferInChild}. */
+const STDBUF = "stdbuf";
+/** stdbuf's own exit codes: it failed, or it could not run or find the command. */
+const STDBUF_FAILED: ReadonlySet<number> = new Set([125, 126, 127]);
+
 /**
  * The real {@linkcode CommandRunner} over `Deno.Command`. The child gets its own process
  * group, which is killed with SIGKILL when the command exits, times out, prints more than
  * `maxOutputBytes` or is aborted; the pipes are drained as they fill.
  */
 export const runCommand: CommandRunner = async (command, args, options) => {
+  if (!options.bufferInChild) return await runPlain(command, args, options);
+  let printed = false;
+  const { onStdout } = options;
+  const taken = onStdout && ((text: string) => {
+    if (text !== "") printed = true;
+    onStdout(text);
+  });
+  const limit = options.maxOutputBytes ?? MAX_OUTPUT_BYTES;
+  const buffered = await runPlain(STDBUF, [`-o${limit}`, command, ...args], {
+    ...options,
+    onStdout: taken,
+  });
+  const stdbufFailed = buffered.kind === "not-found" || buffered.kind === "cannot-start" ||
+    (buffered.kind === "exited" && STDBUF_FAILED.has(buffered.code) && !printed &&
+      buffered.stdout === "");
+  // Nothing of the command reached the taker: run as it is, it says what went wrong.
+  return stdbufFailed ? await runPlain(command, args, options) : buffered;
+};
+
+/** {@linkcode runCommand} without stdbuf. */
+const runPlain: CommandRunner = async (command, args, options) => {
   if (options.signal?.aborted) return { kind: "aborted" };
   let child: Deno.ChildProcess;
   try {

@@ -190,8 +190,13 @@ export async function loadAllowlist(dir: string): Promise<Allowlist> {
   }
   const patterns = new Map<string, PatternEntry[]>();
   const base = dir.endsWith("/") ? dir : `${dir}/`;
-  for (const name of ALLOWLIST_FILES) {
-    patterns.set(name, await readPatternFile(base + name, errors));
+  const read = await Promise.all(ALLOWLIST_FILES.map(async (name) => {
+    const fileErrors: AllowlistError[] = [];
+    return { name, entries: await readPatternFile(base + name, fileErrors), fileErrors };
+  }));
+  for (const { name, entries, fileErrors } of read) {
+    patterns.set(name, entries);
+    errors.push(...fileErrors);
   }
   const version = ALLOWLIST_FILES.map((name) =>
     `${name}:${(patterns.get(name) ?? []).map((e) => e.regexp.source).join("\n")}`

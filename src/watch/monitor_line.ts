@@ -123,6 +123,15 @@ export class GenerationTracker {
     }
   }
 
+  /**
+   * The monitor ended, possibly in the middle of a transaction (it dies at a rule it
+   * cannot print). That transaction's events announced it already; the next monitor's
+   * first `NEWGEN` closes a new one, and must not be taken for its end.
+   */
+  endOfStream(): void {
+    this.#pendingRelevant = false;
+  }
+
   /** The relevant transactions seen since the previous call, oldest first; forgets them. */
   take(): Generation[] {
     const seen = this.#seen;

@@ -77,6 +77,12 @@ const STDBUF_FAILED = 125;
 const EXEC_FAILED = 126;
 const NOT_FOUND = 127;
 const OVERRUN = /no buffer space available/i;
+/**
+ * xtables-monitor 1.8.9 ends (code 3) at the first rule it cannot print as iptables, for
+ * instance kube-proxy's nftables-mode rules ("cmp sreg undef"). A node user's rule can
+ * cause it, so it is a change to check for and a restart, never a broken monitor.
+ */
+const UNPRINTABLE_RULE = /parsing nftables rule failed/i;
 
 /** What {@linkcode RulesetWatcher} needs. */
 export interface WatcherOptions {
@@ -284,6 +290,7 @@ export class RulesetWatcher {
       })().catch(() => {});
       const status = await process.status;
       await consumed;
+      this.#tracker.endOfStream();
       this.#timers.clearTimeout(upTimer);
       this.#process = undefined;
       if (this.#closing.signal.aborted) break;
@@ -297,9 +304,20 @@ export class RulesetWatcher {
       const how = status.signal !== null
         ? `was killed by ${status.signal}`
         : `exited with code ${status.code}${stderr === "" ? "" : `: ${stderr}`}`;
-      if (up || lines > 0) {
+      const watched = up || lines > 0;
+      if (watched) {
         // It was watching: whatever it did not get to report must be checked for.
         this.#debouncer.notify("the ruleset monitor stopped and may have missed changes");
+      }
+      if (status.signal === null && watched && UNPRINTABLE_RULE.test(process.stderrTail())) {
+        log.infoV(
+          1,
+          "-watch: xtables-monitor stopped at a rule it cannot print as iptables (an " +
+            "nft-native rule); re-checking and restarting it",
+        );
+        backoffMs = this.#backoff.firstMs;
+        await this.#sleep(QUICK_RESTART_MS);
+        continue;
       }
       if (status.signal === null && OVERRUN.test(stderr)) {
         log.infoV(
