@@ -34,3 +34,42 @@ Deno.test("maglev filter: optimizing tiers off, Maglev only for the automaton's 
   assert.ok(files.length > 20);
   for (const path of files) assert.doesNotMatch(Deno.readTextFileSync(path), /#walk/, path);
 });
+
+Deno.test("maglev filter: V8 compiles the walk with Maglev, and nothing else", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const script = `${dir}/walk.ts`;
+    await Deno.writeTextFile(
+      script,
+      `import { compileGoRegexp } from "${ROOT}/src/patterns/regexp.ts";
+import { TableMatcher } from "${ROOT}/src/patterns/matcher.ts";
+const compiled = compileGoRegexp("^-A KUBE-SVC-[A-Z0-9]{16} .*-j KUBE-SEP-");
+if (!compiled.ok) throw new Error(compiled.message);
+const matcher = new TableMatcher([{ file: "nat", line: 1, regexp: compiled.regexp }]);
+let allowed = 0;
+for (let i = 0; i < 20000; i++) {
+  const rule = "-A KUBE-SVC-ABCDEFGHIJKLMNOP -m comment --comment \\"ns/svc" + i + "\\" -j KUBE-SEP-X";
+  if (matcher.matches(rule)) allowed++;
+}
+console.log("allowed", allowed);
+`,
+    );
+    const flags = v8Flags();
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--quiet", `--v8-flags=${[...flags, "--trace-opt"].join(",")}`, "-A", script],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(output.stdout);
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    assert.match(text, /allowed 20000/);
+    const compiled = text.split("\n").filter((line) => /compiling method/.test(line));
+    assert.ok(
+      compiled.some((line) => /#walkDense/.test(line) && /MAGLEV/.test(line)),
+      `the walk was not compiled with Maglev:\n${text.slice(0, 2000)}`,
+    );
+    for (const line of compiled) assert.match(line, /#walk/, "only the walk is compiled");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -17,11 +17,12 @@ function blockFor(ms: number): void {
 }
 
 /**
- * Whether a command that prints 2.8 MB (over forty pipes full) was done with its work before
- * this thread, blocked for a second right after starting it, could read anything. It
- * stamps a file when done, before it exits (which waits until its output is read).
+ * How long before this thread could read a command that prints 2.8 MB (over forty pipes
+ * full) was done with its work, this thread being blocked for a second right after
+ * starting it. The command stamps a file when done, before it exits (which waits until
+ * its output is read).
  */
-async function doneWhileBlocked(bufferInChild: boolean): Promise<boolean> {
+async function doneBeforeUnblockedMs(bufferInChild: boolean): Promise<number> {
   const stamp = await Deno.makeTempFile();
   try {
     let taken = 0;
@@ -38,8 +39,7 @@ async function doneWhileBlocked(bufferInChild: boolean): Promise<boolean> {
     const outcome = await running;
     assert.equal(outcome.kind, "exited");
     assert.equal(taken, 2_788_890, "every line reached the taker");
-    const done = (await Deno.stat(stamp)).mtime!.getTime();
-    return done < unblocked;
+    return unblocked - (await Deno.stat(stamp)).mtime!.getTime();
   } finally {
     await Deno.remove(stamp);
   }
@@ -49,10 +49,34 @@ Deno.test({
   name: "runCommand bufferInChild: the command does its work while this thread is blocked",
   ...withStdbuf,
   fn: async () => {
-    assert.equal(await doneWhileBlocked(false), false, "plain: it waits at a full pipe");
-    assert.equal(await doneWhileBlocked(true), true, "buffered: it ran to its end");
+    // File times come from a coarse clock: a margin far above its tick, far below 1 s.
+    assert.ok(await doneBeforeUnblockedMs(false) < 300, "plain: it waits at a full pipe");
+    assert.ok(await doneBeforeUnblockedMs(true) > 300, "buffered: it ran to its end");
   },
 });
+
+/** A run with what reached the taker. */
+async function run(
+  command: string,
+  args: string[],
+  options: {
+    bufferInChild?: boolean;
+    timeoutMs?: number;
+    maxOutputBytes?: number;
+    abortMs?: number;
+  },
+) {
+  let taken = "";
+  const signal = options.abortMs === undefined ? undefined : AbortSignal.timeout(options.abortMs);
+  const outcome = await runCommand(command, args, {
+    timeoutMs: options.timeoutMs ?? TIMEOUT_MS,
+    maxOutputBytes: options.maxOutputBytes,
+    bufferInChild: options.bufferInChild,
+    signal,
+    onStdout: (text) => taken += text,
+  });
+  return { outcome, taken };
+}
 
 Deno.test({
   name: "runCommand bufferInChild: same outcome as plain, for output, exit codes and failures",
@@ -60,26 +84,59 @@ Deno.test({
   fn: async () => {
     const cases: [string, string[]][] = [
       ["sh", ["-c", "printf 'a\\nb'; printf oops >&2; exit 3"]],
-      // stdbuf's own failure codes, from the command itself: not mistaken for stdbuf's.
+      // stdbuf's own failure codes, from the command itself: not mistaken for stdbuf's,
+      // and output printed before them is taken once.
       ["sh", ["-c", "exit 127"]],
       ["sh", ["-c", "exit 126"]],
       ["sh", ["-c", "printf partial; exit 125"]],
+      ["sh", ["-c", "printf partial; exit 127"]],
       ["aim-no-such-command", []],
       ["/etc/hostname", []], // exists, not executable
       ["sh", ["-c", "kill -TERM $$"]],
+      // More than the child's buffer: it fills, then waits at the pipe, all of it arrives.
+      ["seq", ["1", "2000000"]],
     ];
     for (const [command, args] of cases) {
-      const plain = await runCommand(command, args, { timeoutMs: TIMEOUT_MS });
-      const buffered = await runCommand(command, args, {
-        timeoutMs: TIMEOUT_MS,
-        bufferInChild: true,
-      });
+      const plain = await run(command, args, {});
+      const buffered = await run(command, args, { bufferInChild: true });
       assert.deepEqual(buffered, plain, `${command} ${args.join(" ")}`);
+    }
+    // The bounds hold the same way: time, output size, shutdown.
+    const bounded: [string, string[], Parameters<typeof run>[2], string][] = [
+      ["sh", ["-c", "seq 1 1000; sleep 30"], { timeoutMs: 500 }, "timeout"],
+      ["seq", ["1", "2000000"], { maxOutputBytes: 100_000 }, "too-large"],
+      ["sleep", ["30"], { abortMs: 300 }, "aborted"],
+    ];
+    for (const [command, args, options, kind] of bounded) {
+      for (const bufferInChild of [false, true]) {
+        const started = performance.now();
+        const { outcome } = await run(command, args, { ...options, bufferInChild });
+        assert.equal(outcome.kind, kind, `${command} ${args.join(" ")} ${bufferInChild}`);
+        assert.ok(performance.now() - started < 10_000, "ended by its bound, not by itself");
+      }
     }
   },
 });
 
 Deno.test({
+  name: "runCommand bufferInChild: a command run twice still ends within the time it was given",
+  ...withStdbuf,
+  fn: async () => {
+    // Exit 127 with nothing printed looks like stdbuf not finding the command: it is run
+    // again, plain, with what is left of its 1.5 s.
+    const started = performance.now();
+    const { outcome } = await run("sh", ["-c", "sleep 1; exit 127"], {
+      bufferInChild: true,
+      timeoutMs: 1_500,
+    });
+    const tookMs = performance.now() - started;
+    assert.equal(outcome.kind, "timeout");
+    assert.ok(tookMs < 1_500 + 500, `took ${tookMs.toFixed(0)} ms`);
+  },
+});
+
+Deno.test({
+  // Last in this file: a stdbuf that cannot be found is remembered for the process.
   name: "runCommand bufferInChild: without stdbuf on PATH the command runs as it is",
   ...requires({ commands: ["sh", "seq"] }),
   fn: async () => {

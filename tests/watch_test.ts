@@ -632,7 +632,17 @@ Deno.test("RulesetWatcher: close during a backoff sleep ends at once", async () 
 Deno.test("RulesetWatcher: a rule xtables-monitor cannot print -> a re-check and a quick restart", async () => {
   const clock = new FakeClock();
   const spawner = fakeSpawner(() => "spawn");
-  const { watcher, log } = watcherWith(spawner, clock);
+  const log = recordingLogger();
+  const watcher = RulesetWatcher.start({
+    families: ["ipv4"],
+    nftView: true,
+    log,
+    intervalSeconds: 300,
+    spawn: spawner.spawn,
+    timers: clock,
+    debounce: FAST,
+    backoff: BACKOFF,
+  });
   // Failures before it ever ran well have doubled the backoff; this one must not wait.
   spawner.processes[0].exit(1, null, "cannot open nfnetlink socket: Operation not permitted");
   await clock.advance(1_000);
@@ -641,8 +651,9 @@ Deno.test("RulesetWatcher: a rule xtables-monitor cannot print -> a re-check and
   assert.equal(spawner.processes.length, 3);
   await clock.advance(3_000);
   const trigger = track(watcher.nextTrigger(never()));
-  // What xtables-monitor 1.8.9 prints when a kube-proxy nftables-mode rule arrives.
-  spawner.processes[2].emit(" EVENT: -4 -t kube-proxy -N services");
+  // What xtables-monitor 1.8.9 prints when a kube-proxy nftables-mode rule arrives: the
+  // start of the rule's event, then it ends before the transaction's NEWGEN line.
+  spawner.processes[2].emit(" EVENT: -4 -t kube-proxy ");
   spawner.processes[2].exit(
     3,
     null,
@@ -653,17 +664,28 @@ Deno.test("RulesetWatcher: a rule xtables-monitor cannot print -> a re-check and
   assert.equal(spawner.processes.length, 4, "restarted at once, not after the backoff");
   await clock.advance(FAST.quietMs);
   assert.match(trigger.value ?? "", /missed changes/);
-  assert.equal(
-    log.records.filter((r) => r.severity === "W").length,
-    1,
-    "only the first failure warned",
-  );
-  // The same exit from a monitor that never ran is a failure like any other: backoff.
+  assert.equal(log.records.filter((r) => r.severity === "W").length, 1, "only the first warned");
+  // Back up (and checked for what it missed); then a set element changes: xtables-monitor
+  // prints only the transaction's NEWGEN line. The dead monitor's open transaction must
+  // not swallow it.
+  await clock.advance(2_000);
+  track(watcher.nextTrigger(never()));
+  await clock.advance(FAST.minGapMs + FAST.quietMs);
+  const element = track(watcher.nextTrigger(never()));
+  spawner.processes[3].emit("NEWGEN: GENID=20 PID=30219 NAME=nft");
+  await clock.advance(FAST.maxGapMs + FAST.quietMs);
+  assert.match(element.value ?? "", /ruleset changed/);
+  // Rules churned so that each new monitor dies at once: restarted with backoff.
+  spawner.processes[3].emit(" EVENT: -4 -t kube-proxy ");
   spawner.processes[3].exit(3, null, "Parsing nftables rule failed");
-  await clock.advance(999);
-  assert.equal(spawner.processes.length, 4);
-  await clock.advance(1);
+  await clock.advance(100);
   assert.equal(spawner.processes.length, 5);
+  spawner.processes[4].emit(" EVENT: -4 -t kube-proxy ");
+  spawner.processes[4].exit(3, null, "Parsing nftables rule failed");
+  await clock.advance(999);
+  assert.equal(spawner.processes.length, 5, "not restarted at once");
+  await clock.advance(1);
+  assert.equal(spawner.processes.length, 6);
   await watcher.close();
   assert.ok(spawner.processes.every((p) => p.ended), "every process ended and was awaited");
 });

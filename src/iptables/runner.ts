@@ -299,8 +299,17 @@ function whyNotStarted(path: string, error: unknown): string {
 
 /** What runs a command with {@linkcode RunOptions.bufferInChild}. */
 const STDBUF = "stdbuf";
+/**
+ * The buffer a command keeps its output in (`stdbuf -o`): a 5,000-service dump (4.4 MB)
+ * whole, so the save is done by the time the client has loaded; a larger one fills it
+ * and then waits at the pipe as without it. It bounds what a node user's rules can make
+ * each command hold in memory.
+ */
+export const CHILD_BUFFER_BYTES = 8 * 1024 * 1024;
 /** stdbuf's own exit codes: it failed, or it could not run or find the command. */
 const STDBUF_FAILED: ReadonlySet<number> = new Set([125, 126, 127]);
+/** stdbuf itself cannot work here (not installed, not allowed, no libstdbuf.so). */
+let stdbufBroken = false;
 
 /**
  * The real {@linkcode CommandRunner} over `Deno.Command`. The child gets its own process
@@ -308,23 +317,27 @@ const STDBUF_FAILED: ReadonlySet<number> = new Set([125, 126, 127]);
  * `maxOutputBytes` or is aborted; the pipes are drained as they fill.
  */
 export const runCommand: CommandRunner = async (command, args, options) => {
-  if (!options.bufferInChild) return await runPlain(command, args, options);
+  if (!options.bufferInChild || stdbufBroken) return await runPlain(command, args, options);
+  const started = performance.now();
   let printed = false;
   const { onStdout } = options;
   const taken = onStdout && ((text: string) => {
     if (text !== "") printed = true;
     onStdout(text);
   });
-  const limit = options.maxOutputBytes ?? MAX_OUTPUT_BYTES;
-  const buffered = await runPlain(STDBUF, [`-o${limit}`, command, ...args], {
+  const buffered = await runPlain(STDBUF, [`-o${CHILD_BUFFER_BYTES}`, command, ...args], {
     ...options,
     onStdout: taken,
   });
-  const stdbufFailed = buffered.kind === "not-found" || buffered.kind === "cannot-start" ||
-    (buffered.kind === "exited" && STDBUF_FAILED.has(buffered.code) && !printed &&
-      buffered.stdout === "");
-  // Nothing of the command reached the taker: run as it is, it says what went wrong.
-  return stdbufFailed ? await runPlain(command, args, options) : buffered;
+  if (buffered.kind === "not-found" || buffered.kind === "cannot-start") stdbufBroken = true;
+  const failed = buffered.kind === "exited" && STDBUF_FAILED.has(buffered.code) && !printed &&
+    buffered.stdout === "";
+  if (failed && buffered.code === 125) stdbufBroken = true;
+  if (!stdbufBroken && !failed) return buffered;
+  // Nothing of the command reached the taker: run as it is, it says what went wrong,
+  // within what is left of the time it was given.
+  const left = Math.max(0, options.timeoutMs - (performance.now() - started));
+  return await runPlain(command, args, { ...options, timeoutMs: left });
 };
 
 /** {@linkcode runCommand} without stdbuf. */

@@ -78,11 +78,14 @@ const EXEC_FAILED = 126;
 const NOT_FOUND = 127;
 const OVERRUN = /no buffer space available/i;
 /**
- * xtables-monitor 1.8.9 ends (code 3) at the first rule it cannot print as iptables, for
- * instance kube-proxy's nftables-mode rules ("cmp sreg undef"). A node user's rule can
- * cause it, so it is a change to check for and a restart, never a broken monitor.
+ * xtables-monitor 1.8.9 ends with code 3 at the first rule it cannot print as iptables,
+ * for instance kube-proxy's nftables-mode rules ("cmp sreg undef"). A node user's rule can
+ * cause it, so after a monitor that was up it is a change to check for and a restart at
+ * once; one that dies so within a second of starting is restarted with backoff, so that
+ * rules churned on purpose cannot make us restart it without pause.
  */
 const UNPRINTABLE_RULE = /parsing nftables rule failed/i;
+const UNPRINTABLE_RULE_CODE = 3;
 
 /** What {@linkcode RulesetWatcher} needs. */
 export interface WatcherOptions {
@@ -304,12 +307,13 @@ export class RulesetWatcher {
       const how = status.signal !== null
         ? `was killed by ${status.signal}`
         : `exited with code ${status.code}${stderr === "" ? "" : `: ${stderr}`}`;
-      const watched = up || lines > 0;
-      if (watched) {
+      if (up || lines > 0) {
         // It was watching: whatever it did not get to report must be checked for.
         this.#debouncer.notify("the ruleset monitor stopped and may have missed changes");
       }
-      if (status.signal === null && watched && UNPRINTABLE_RULE.test(process.stderrTail())) {
+      const unprintable = status.code === UNPRINTABLE_RULE_CODE &&
+        UNPRINTABLE_RULE.test(process.stderrTail());
+      if (unprintable && up) {
         log.infoV(
           1,
           "-watch: xtables-monitor stopped at a rule it cannot print as iptables (an " +
