@@ -76,8 +76,8 @@ export async function scan(config: Config, deps: ScanDeps): Promise<CheckReport>
   const { log } = deps;
   const started = performance.now();
   const given = deps.run ?? runCommand;
-  // Every command of the check stops when the program does (shutdown).
   const bufferInChild = deps.clientLoading ?? false;
+  // Every command of the check stops when the program does (shutdown).
   const run: CommandRunner = (command, args, options) =>
     given(command, args, { ...options, signal: deps.signal, bufferInChild });
   const families = familiesOf(config);

@@ -474,9 +474,11 @@ function watcherWith(
   spawner: ReturnType<typeof fakeSpawner>,
   clock: FakeClock,
   log = recordingLogger(),
+  nftView = false,
 ) {
   const watcher = RulesetWatcher.start({
     families: ["ipv4"],
+    nftView,
     log,
     intervalSeconds: 300,
     spawn: spawner.spawn,
@@ -632,17 +634,7 @@ Deno.test("RulesetWatcher: close during a backoff sleep ends at once", async () 
 Deno.test("RulesetWatcher: a rule xtables-monitor cannot print -> a re-check and a quick restart", async () => {
   const clock = new FakeClock();
   const spawner = fakeSpawner(() => "spawn");
-  const log = recordingLogger();
-  const watcher = RulesetWatcher.start({
-    families: ["ipv4"],
-    nftView: true,
-    log,
-    intervalSeconds: 300,
-    spawn: spawner.spawn,
-    timers: clock,
-    debounce: FAST,
-    backoff: BACKOFF,
-  });
+  const { watcher, log } = watcherWith(spawner, clock, recordingLogger(), true);
   // Failures before it ever ran well have doubled the backoff; this one must not wait.
   spawner.processes[0].exit(1, null, "cannot open nfnetlink socket: Operation not permitted");
   await clock.advance(1_000);

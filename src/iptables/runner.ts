@@ -41,10 +41,10 @@ export interface RunOptions {
    */
   onStdout?: (text: string) => void;
   /**
-   * The command keeps its stdout in a buffer of its own (`stdbuf -o`, as large as the
-   * output limit) and writes it when it is done, so it runs to its end while this thread
-   * cannot read: the first check, while the Kubernetes client loads. Where stdbuf cannot
-   * run it (not installed, not allowed, no libstdbuf.so), the command runs as it is.
+   * The command keeps its stdout in a buffer of its own (`stdbuf -o`, 8 MiB) and writes
+   * it when it is done, so it runs to its end while this thread cannot read: the first
+   * check, while the Kubernetes client loads. Where stdbuf cannot run it (not installed,
+   * not allowed, no libstdbuf.so), the command runs as it is.
    */
   bufferInChild?: boolean;
 }
@@ -305,7 +305,7 @@ const STDBUF = "stdbuf";
  * and then waits at the pipe as without it. It bounds what a node user's rules can make
  * each command hold in memory.
  */
-export const CHILD_BUFFER_BYTES = 8 * 1024 * 1024;
+const CHILD_BUFFER_BYTES = 8 * 1024 * 1024;
 /** stdbuf's own exit codes: it failed, or it could not run or find the command. */
 const STDBUF_FAILED: ReadonlySet<number> = new Set([125, 126, 127]);
 /** stdbuf itself cannot work here (not installed, not allowed, no libstdbuf.so). */

@@ -311,24 +311,15 @@ export class RulesetWatcher {
         // It was watching: whatever it did not get to report must be checked for.
         this.#debouncer.notify("the ruleset monitor stopped and may have missed changes");
       }
-      const unprintable = status.code === UNPRINTABLE_RULE_CODE &&
-        UNPRINTABLE_RULE.test(process.stderrTail());
-      if (unprintable && up) {
-        log.infoV(
-          1,
-          "-watch: xtables-monitor stopped at a rule it cannot print as iptables (an " +
-            "nft-native rule); re-checking and restarting it",
-        );
-        backoffMs = this.#backoff.firstMs;
-        await this.#sleep(QUICK_RESTART_MS);
-        continue;
-      }
-      if (status.signal === null && OVERRUN.test(stderr)) {
-        log.infoV(
-          1,
-          "-watch: xtables-monitor fell behind a burst of ruleset changes (its netlink " +
-            "buffer overflowed); re-checking and restarting it",
-        );
+      // Ends that changes cause, not a broken monitor: re-checked above, restarted at once.
+      const expected = up && status.code === UNPRINTABLE_RULE_CODE &&
+          UNPRINTABLE_RULE.test(process.stderrTail())
+        ? "stopped at a rule it cannot print as iptables (an nft-native rule)"
+        : status.signal === null && OVERRUN.test(stderr)
+        ? "fell behind a burst of ruleset changes (its netlink buffer overflowed)"
+        : undefined;
+      if (expected !== undefined) {
+        log.infoV(1, `-watch: xtables-monitor ${expected}; re-checking and restarting it`);
         backoffMs = this.#backoff.firstMs;
         await this.#sleep(QUICK_RESTART_MS);
         continue;
