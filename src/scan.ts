@@ -77,7 +77,8 @@ export async function scan(config: Config, deps: ScanDeps): Promise<CheckReport>
   const started = performance.now();
   const given = deps.run ?? runCommand;
   const bufferInChild = deps.clientLoading ?? false;
-  // Every command of the check stops when the program does (shutdown).
+  // Every command of the check stops when the program does (shutdown), and buffers its
+  // output while the client loads.
   const run: CommandRunner = (command, args, options) =>
     given(command, args, { ...options, signal: deps.signal, bufferInChild });
   const families = familiesOf(config);
@@ -89,10 +90,8 @@ export async function scan(config: Config, deps: ScanDeps): Promise<CheckReport>
         loadAllowlist(dir),
         rulesFile !== undefined ? readRulesFile(rulesFile, family) : readFamily(family, {
           timeoutMs: SAVE_TIMEOUT_MS,
-          run: deps.run,
-          signal: deps.signal,
+          run,
           remember: deps.cache !== undefined,
-          bufferInChild,
         }),
       ]);
       return { family, allowlist, read };

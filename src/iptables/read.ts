@@ -226,8 +226,6 @@ export async function readFamily(
      * not parsed again (see save_parser.ts). A one-shot check does not pay for it.
      */
     remember?: boolean;
-    /** The saves keep their output until done (`RunOptions.bufferInChild`, runner.ts). */
-    bufferInChild?: boolean;
   },
 ): Promise<FamilyRead> {
   const given = guarded(options.run ?? runCommand);
@@ -236,7 +234,7 @@ export async function readFamily(
     command: string,
     args: string[],
     runOptions: { timeoutMs: number; onStdout?: (text: string) => void },
-  ) => given(command, args, { ...runOptions, signal, bufferInChild: options.bufferInChild });
+  ) => given(command, args, { ...runOptions, signal });
   /** A save whose output is parsed as it arrives. */
   const save = (command: string) => {
     const parser = new SaveParser({ reuse: options.remember ?? false });
